@@ -1,0 +1,43 @@
+"""The encoder contract that every model of one mouse satisfies.
+
+An encoder maps whole trials to predicted responses and is differentiable in the video:
+
+    responses = encoder(video, behaviour)
+    video      (B, T, 36, 64)  float32 grey levels 0..255
+    behaviour  (B, 4, T)       pupil dilation, running speed, pupil x, pupil y (raw units)
+    responses  (B, N, T)       non-negative predicted activity, same units as the recorded traces
+
+The ground-truth model of the in-silico mouse, one trained network bound to a mouse, and an ensemble all
+satisfy it, so reconstruction, the oracle, baselines and experiments share one code path. How a model cuts a
+trial into windows is its own business.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+from v1recon import FRAME_SHAPE
+from v1recon.errors import V1ReconError
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    n_neurons: int  # N, the number of neurons it predicts
+
+    def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor: ...
+
+
+def check_encoder_inputs(video: torch.Tensor, behaviour: torch.Tensor, min_frames: int = 1) -> None:
+    """Raise a clear error when inputs do not follow the encoder contract."""
+    if video.ndim != 4 or tuple(video.shape[2:]) != FRAME_SHAPE:
+        raise V1ReconError(f"video must be (B, T, 36, 64), got {tuple(video.shape)}.")
+    if behaviour.ndim != 3 or behaviour.shape[1] != 4:
+        raise V1ReconError(f"behaviour must be (B, 4, T), got {tuple(behaviour.shape)}.")
+    if behaviour.shape[0] != video.shape[0] or behaviour.shape[2] != video.shape[1]:
+        raise V1ReconError(
+            f"video {tuple(video.shape)} and behaviour {tuple(behaviour.shape)} differ in batch or frame count."
+        )
+    if video.shape[1] < min_frames:
+        raise V1ReconError(f"trial has {video.shape[1]} frames, fewer than the {min_frames} the encoder needs.")
