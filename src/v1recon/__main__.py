@@ -1,0 +1,3 @@
+from v1recon.cli import main
+
+main()
