@@ -1,0 +1,134 @@
+"""The fast reconstruction method: the published objective, engineered for speed.
+
+Same loss (Poisson NLL against the ReLU'd single-trial responses), same grey initialisation, same update mask and
+[0, 255] box. What changes: the whole trial (every window) goes through the encoder in one batched forward, the
+encoder weights are frozen (no weight gradients), the pixels are optimised with Adam in grey levels with a short
+warm-up and a cosine decay, bf16 autocast runs on the GPU, and optimisation stops when the loss has stopped
+improving (relative to the total improvement so far).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from v1recon.device import autocast
+from v1recon.recon.objective import (
+    CLIP_FRAMES,
+    WINDOW_SPAN,
+    is_windowed,
+    poisson_nll,
+    predict_trial,
+    predict_windows,
+    window_coverage,
+)
+
+
+@dataclass
+class FastSettings:
+    """Knobs of the fast method (defaults tuned on the in-silico mouse; grey levels and optimiser steps)."""
+
+    max_steps: int = 200  # upper bound on optimiser steps
+    lr: float = 6.0  # Adam step size in grey levels
+    warmup: int = 5  # steps of linear warm-up
+    final_lr_fraction: float = 0.1  # cosine decay to this fraction of lr at max_steps
+    betas: tuple[float, float] = (0.9, 0.99)
+    plateau_steps: int = 15  # stop when the last `plateau_steps` steps improved the loss by less than
+    plateau_tol: float = 0.01  # this fraction of the total improvement so far (all trials of the batch)
+    min_steps: int = 30
+
+
+def _lr_factor(step: int, s: FastSettings) -> float:
+    if step < s.warmup:
+        return (step + 1) / s.warmup
+    progress = min(1.0, (step - s.warmup) / max(1, s.max_steps - s.warmup))
+    return s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _tiled_ends(n_frames: int, offset: int) -> list[int]:
+    """Window end frames that cover the movie once per step: pairs ending at s+30, s+31 every 32 frames."""
+    last = n_frames - CLIP_FRAMES
+    starts = list(range(offset % CLIP_FRAMES, last + 1, CLIP_FRAMES)) or [last]
+    ends = []
+    for s in starts:
+        ends += [s + WINDOW_SPAN - 1, s + WINDOW_SPAN]
+    return ends
+
+
+def fast_loss(encoder, video, behaviour, responses, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
+    """Per-trial loss (B,) of one model on the whole movie, and its cost in window passes."""
+    T = video.shape[1]
+    if is_windowed(encoder):
+        ends = _tiled_ends(T, int(rng.integers(CLIP_FRAMES)))
+        pred = predict_windows(encoder, video, behaviour, ends)
+        covered = window_coverage(ends, T).to(video.device)
+        loss = poisson_nll(pred[..., covered].float(), responses[..., covered])
+        return loss, float(len(ends) * video.shape[0])
+    pred, cost = predict_trial(encoder, video, behaviour)
+    return poisson_nll(pred.float(), responses), cost
+
+
+def plateaued(history: list[np.ndarray], s: FastSettings) -> bool:
+    """True when every trial's loss improved by < plateau_tol of its total improvement over the last steps."""
+    if len(history) < max(s.min_steps, s.plateau_steps + 1):
+        return False
+    first, before, now = history[0], history[-1 - s.plateau_steps], history[-1]
+    recent = before - now
+    total = np.maximum(first - now, 1e-12)
+    return bool(np.all(recent <= s.plateau_tol * total))
+
+
+def reconstruct_fast(
+    encoders: Sequence,
+    responses: torch.Tensor,
+    behaviour: torch.Tensor,
+    update_mask: torch.Tensor,
+    settings: FastSettings | None = None,
+    seed: int = 0,
+    callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+) -> tuple[torch.Tensor, float, int]:
+    """Optimise one movie per trial through `encoders` (their losses averaged when several).
+
+    responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary.
+    callback(step, video (B, T, H, W), loss (B,)) after every step (loss of the video before the step).
+    Returns the movie (B, T, H, W) in [0, 255], window passes, steps run.
+    """
+    s = settings or FastSettings()
+    rng = np.random.default_rng(seed)
+    B, _, T = responses.shape
+    H, W = update_mask.shape
+    device = responses.device
+    mask = (update_mask > 0).to(torch.float32).to(device)
+    video = torch.full((B, T, H, W), 127.5, device=device, requires_grad=True)
+    opt = torch.optim.Adam([video], lr=s.lr, betas=s.betas)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, s))
+    history: list[np.ndarray] = []
+    passes = 0.0
+    step = 0
+    for step in range(s.max_steps):
+        opt.zero_grad(set_to_none=True)
+        total = 0.0
+        with autocast(device):
+            losses = []
+            for enc in encoders:
+                loss, cost = fast_loss(enc, video, behaviour, responses, rng)
+                losses.append(loss)
+                passes += cost
+            loss = torch.stack(losses).mean(0)
+        total = loss.sum()
+        total.backward()
+        video.grad.mul_(mask)
+        history.append(loss.detach().cpu().numpy())
+        if callback is not None:
+            callback(step, video.detach(), loss.detach())
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            video.clamp_(0, 255)
+        if plateaued(history, s):
+            break
+    return video.detach(), passes, step + 1
