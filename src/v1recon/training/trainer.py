@@ -1,0 +1,283 @@
+"""Train one multi-mouse model: Poisson loss, AdamW, warm-up + cosine, EMA weights, CutMix, per-epoch validation,
+checkpoints after every epoch and resume from the last complete epoch."""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from v1recon.device import autocast
+from v1recon.errors import V1ReconError
+from v1recon.io import atomic_path
+from v1recon.training.clips import MouseTrials, sample_clips
+from v1recon.training.config import TrainConfig
+from v1recon.training.cutmix import cutmix
+from v1recon.training.ema import EMA, ema_decay_for
+from v1recon.training.losses import poisson_loss
+from v1recon.training.schedules import WarmupCosine
+from v1recon.training.splits import Split
+
+VAL_SKIP_FRAMES = 50  # as the Sensorium single-trial correlation
+
+
+def state_path(stem: Path) -> Path:
+    return Path(f"{stem}.state.pt")
+
+
+def log_path(stem: Path) -> Path:
+    return Path(f"{stem}.log.csv")
+
+
+@torch.no_grad()
+def predict_trials(
+    predict: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    videos: Sequence[np.ndarray],
+    behaviour: Sequence[np.ndarray],
+    device: torch.device,
+    batch_trials: int = 4,
+) -> list[np.ndarray]:
+    """Whole-trial predictions, batching trials of equal length.
+
+    predict(video (B,T,36,64), behaviour (B,4,T)) -> (B,N,T); videos[i] (T_i,36,64), behaviour[i] (4,T_i).
+    Returns one (N, T_i) float32 array per trial, in input order.
+    """
+    out: list[np.ndarray | None] = [None] * len(videos)
+    by_length: dict[int, list[int]] = {}
+    for i, v in enumerate(videos):
+        by_length.setdefault(int(v.shape[0]), []).append(i)
+    for idx in by_length.values():
+        for start in range(0, len(idx), batch_trials):
+            chunk = idx[start : start + batch_trials]
+            video = torch.from_numpy(np.stack([videos[i] for i in chunk]).astype(np.float32)).to(device)
+            beh = torch.from_numpy(np.stack([behaviour[i] for i in chunk]).astype(np.float32)).to(device)
+            with autocast(device):
+                pred = predict(video, beh)
+            for i, p in zip(chunk, pred.float().cpu().numpy(), strict=True):
+                out[i] = p
+    return out  # type: ignore[return-value]
+
+
+def validate(
+    model: torch.nn.Module, mice: Sequence[MouseTrials], val_indices: Sequence[list[int]], device: torch.device
+) -> dict[str, float]:
+    """Single-trial correlation (first 50 frames of each trial dropped) per mouse on its validation trials."""
+    from v1recon.metrics.encoder import single_trial_correlation
+
+    model.eval()
+    scores = {}
+    for m, (mouse, idx) in enumerate(zip(mice, val_indices, strict=True)):
+        if not idx:
+            scores[mouse.name] = float("nan")
+            continue
+        preds = predict_trials(
+            lambda v, b, m=m: model(v, b, m), [mouse.videos[i] for i in idx], [mouse.behaviour[i] for i in idx], device
+        )
+        skip = min(VAL_SKIP_FRAMES, min(p.shape[1] for p in preds) - 2)
+        scores[mouse.name] = float(single_trial_correlation(preds, [mouse.responses[i] for i in idx], skip=skip).mean)
+    return scores
+
+
+def _optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; weight decay on weight matrices and kernels only (not on biases and normalisation scales)."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.base_lr)
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    fields = list(history[0].keys())
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def _mouse_order(n_mice: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
+    """The mouse of each step: uniform over mice, balanced within every block of n_mice steps."""
+    blocks = [rng.permutation(n_mice) for _ in range(-(-n_steps // n_mice))]
+    return np.concatenate(blocks)[:n_steps]
+
+
+class Trainer:
+    """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
+
+    After every epoch: the EMA weights are validated, saved with `save_model(stem, ...)` (complete=False until the
+    last epoch), the full training state goes to `<stem>.state.pt` and the log to `<stem>.log.csv`. A new Trainer
+    on the same stem resumes from the last complete epoch.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        mice: Sequence[MouseTrials],
+        split: Split,
+        config: TrainConfig,
+        stem: Path,
+        device: torch.device,
+        extra: dict | None = None,
+        progress: bool = True,
+    ):
+        self.model = model.to(device)
+        self.mice = list(mice)
+        self.split, self.config, self.stem, self.device = split, config, Path(stem), device
+        self.extra = dict(extra or {})
+        self.progress = progress
+        clip = int(model.train_clip_frames)
+        self.train_indices = [m.indices(split.train_folds, min_frames=clip) for m in self.mice]
+        val = [m.indices([split.val_fold], min_frames=clip) for m in self.mice]
+        self.val_indices = [v[: config.val_trials] if config.val_trials is not None else v for v in val]
+        for m, idx in zip(self.mice, self.train_indices, strict=True):
+            if not idx:
+                raise V1ReconError(f"{m.name}: no training trials of {clip}+ frames in folds {split.train_folds}.")
+
+        steps = config.steps_per_epoch
+        self.schedule = WarmupCosine(config.epochs * steps, round(config.warmup_epochs * steps), config.lr_floor)
+        self.optimizer = _optimizer(self.model, config)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
+        self.ema = EMA(
+            self.model, min(config.ema_decay, ema_decay_for(config.epochs * steps, horizon=config.ema_horizon))
+        )
+        self.rng = np.random.default_rng(split.seed)
+        self.epoch = 0  # epochs completed
+        self.planned_epochs = config.epochs
+        self.elapsed_s = 0.0
+        self.history: list[dict] = []
+        self._load_state()
+
+    # -- state -------------------------------------------------------------------------------------------------
+    def _load_state(self) -> None:
+        path = state_path(self.stem)
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.schedule.total_steps = state["total_steps"]
+        self.rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.planned_epochs = state["epoch"], state["planned_epochs"]
+        self.elapsed_s, self.history = state["elapsed_s"], state["history"]
+
+    def _save_state(self) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "total_steps": self.schedule.total_steps,
+            "rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "epoch": self.epoch,
+            "planned_epochs": self.planned_epochs,
+            "elapsed_s": self.elapsed_s,
+            "history": self.history,
+        }
+        with atomic_path(state_path(self.stem)) as tmp:
+            torch.save(state, tmp)
+
+    def _save_checkpoint(self, complete: bool) -> None:
+        from v1recon.models import save_model
+
+        last = self.history[-1] if self.history else {}
+        extra = {
+            **self.extra,
+            "split": self.split.to_dict(),
+            "train_config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "planned_epochs": self.planned_epochs,
+            "val_corr": last.get("val_corr"),
+            "train_seconds": round(self.elapsed_s, 1),
+            "complete": complete,
+        }
+        save_model(self.stem, self.ema.module, extra)
+
+    # -- training ----------------------------------------------------------------------------------------------
+    def _step(self, mouse_index: int) -> float:
+        config, mouse = self.config, self.mice[mouse_index]
+        video, behaviour, responses = sample_clips(
+            mouse, self.train_indices[mouse_index], config.batch_size, self.model.train_clip_frames, self.rng
+        )
+        if config.cutmix_prob > 0:
+            video, behaviour, responses = cutmix(
+                video, behaviour, responses, self.rng, alpha=config.cutmix_alpha, prob=config.cutmix_prob
+            )
+        video, behaviour, responses = (t.to(self.device) for t in (video, behaviour, responses))
+        self.model.train()
+        with autocast(self.device):
+            pred, frame_index = self.model.train_forward(video, behaviour, mouse_index)
+        target = responses[:, :, frame_index.to(self.device)]
+        loss = poisson_loss(pred, target)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        return float(loss.detach()) / (target.shape[1] * target.shape[2])
+
+    def _fit_budget(self, budget_s: float | None, epoch_s: float) -> None:
+        """Shorten the run (and the cosine horizon) when the remaining epochs would not fit in `budget_s`."""
+        if budget_s is None:
+            return
+        fits = int(max(0.0, budget_s - self.elapsed_s) // max(epoch_s, 1e-9))
+        planned = min(self.planned_epochs, max(self.epoch, self.epoch + fits))
+        if planned < self.planned_epochs:
+            self.planned_epochs = max(planned, 1)
+            steps = self.config.steps_per_epoch
+            self.schedule.total_steps = max(self.planned_epochs * steps, self.epoch * steps)
+
+    def fit(self, budget_s: float | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
+        """Train the remaining epochs (stopping early to fit `budget_s` seconds of training for this model).
+
+        Returns the last log row. Safe to call again after an interruption: it resumes.
+        """
+        steps = self.config.steps_per_epoch
+        while self.epoch < self.planned_epochs:
+            start = time.perf_counter()
+            order = _mouse_order(len(self.mice), steps, self.rng)
+            losses = []
+            desc = f"model {self.split.model_index} epoch {self.epoch + 1}/{self.planned_epochs}"
+            bar = tqdm(order, desc=desc, leave=False, disable=not self.progress, unit="batch")
+            for mouse_index in bar:
+                losses.append(self._step(int(mouse_index)))
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            lr = self.optimizer.param_groups[0]["lr"]
+            scores = validate(self.ema.module, self.mice, self.val_indices, self.device)
+            self.epoch += 1
+            epoch_s = time.perf_counter() - start
+            self.elapsed_s += epoch_s
+            valid = [s for s in scores.values() if np.isfinite(s)]
+            row = {
+                "epoch": self.epoch,
+                "steps": self.epoch * steps,
+                "lr": lr,
+                "train_loss": float(np.mean(losses)),
+                "val_corr": float(np.mean(valid)) if valid else float("nan"),
+                **{f"val_corr_{name}": s for name, s in scores.items()},
+                "epoch_seconds": round(epoch_s, 2),
+                "elapsed_seconds": round(self.elapsed_s, 2),
+            }
+            self.history.append(row)
+            self._fit_budget(budget_s, epoch_s)
+            done = self.epoch >= self.planned_epochs
+            self._save_checkpoint(complete=done)
+            _write_log(log_path(self.stem), self.history)
+            if done:
+                state_path(self.stem).unlink(missing_ok=True)
+            else:
+                self._save_state()
+            if on_epoch is not None:
+                on_epoch(row)
+        return self.history[-1] if self.history else {}
