@@ -168,8 +168,11 @@ class Recording:
         video_end = _first_nan(video[0, 0, :])
         responses_end = _first_nan(responses[0, :])
         length = min(video_end, responses_end)
-        source = paths["videos"] if video_end <= responses_end else paths["responses"]
+        source, series = (
+            (paths["videos"], video[0, 0, :]) if video_end <= responses_end else (paths["responses"], responses[0])
+        )
         if length < MIN_FRAMES:
+            _check_padding(series[length:], length, source)
             raise V1ReconError(f"{source}: trial has {length} valid frames, fewer than the minimum of {MIN_FRAMES}.")
         for kind in ("behavior", "pupil_center"):
             arr = load_npy(paths[kind])
