@@ -29,7 +29,13 @@ def poisson_nll(pred: torch.Tensor, resp: torch.Tensor, dims: Sequence[int] = (-
 
 
 def is_windowed(encoder) -> bool:
-    """True for encoders that can be asked for explicit model windows (DwiseNeuro-style)."""
+    """True for encoders that can be asked for explicit model windows (DwiseNeuro-style).
+
+    An encoder may offer `predict_windows` yet say `windowed = False` (a whole-trial model behind a generic adapter).
+    """
+    flag = getattr(encoder, "windowed", None)
+    if flag is not None:
+        return bool(flag)
     return callable(getattr(encoder, "predict_windows", None))
 
 
