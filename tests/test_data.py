@@ -13,6 +13,11 @@ from v1recon.errors import V1ReconError
 N = 12
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("V1RECON_CACHE_DIR", str(tmp_path_factory.mktemp("trial-table-cache")))
+
+
 def make_trial(rng, trial_id, length, tier="train", responses=True):
     return Trial(
         trial_id,
@@ -314,3 +319,25 @@ def test_unknown_tier_query_and_trial_id(tmp_path, trials):
         rec.trial_ids(tier="test")
     with pytest.raises(V1ReconError, match="no trial 7"):
         rec.trial(7)
+
+
+# ---- trial-table cache -------------------------------------------------------------------------------------------
+
+
+def test_trial_table_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
+    from v1recon.data import cache
+
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "MIN_SCAN_SECONDS", 0.0)
+    root = write_by_hand(tmp_path / "m", [40, 45], tiers=["train", "final_test"])
+    first = [t.__dict__ for t in Recording(root).trials]
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    cache._memory.clear()  # as in a new process: the table comes from disk
+    monkeypatch.setattr(Recording, "_scan_trial", None)  # a re-scan would fail
+    assert [t.__dict__ for t in Recording(root).trials] == first
+    monkeypatch.undo()
+    monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / "cache"))
+    video = np.load(root / "data" / "videos" / "1.npy")
+    video[:, :, 38:] = np.nan
+    np.save(root / "data" / "videos" / "1.npy", video[:, :, :48])  # changed size and length: cache is stale
+    assert [t.length for t in Recording(root).trials] == [40, 38]

@@ -20,6 +20,11 @@ from v1recon.data import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("V1RECON_CACHE_DIR", str(tmp_path_factory.mktemp("trial-table-cache")))
+
+
 def smooth_movie(rng, length=40):
     """A natural-like movie: spatially and temporally smooth grey levels 0..255."""
     noise = rng.normal(size=(length, 36, 64))

@@ -10,11 +10,13 @@ What is checked when:
 The valid length of a trial is min(first NaN along time in the video, first NaN in the responses), read from
 pixel (0, 0) and neuron 0. Behaviour never sets it: the public release does not NaN-pad behaviour.
 A trial whose responses are all zero within its valid frames (the held-back test tiers) has no responses.
+The trial table is cached (see `cache`), keyed by the size and modification time of every file it was read from.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from v1recon import FRAME_SHAPE
+from v1recon.data import cache
 from v1recon.errors import V1ReconError
 
 TIERS = ("train", "oracle", "live_test", "final_test", "none", "live_bonus", "final_bonus")
@@ -133,7 +136,7 @@ class Recording:
                 f"{self.coordinates.shape}."
             )
         tiers = self._read_tiers(meta / "trials" / "tiers.npy")
-        self._files = [self._scan_trial(i, tier) for i, tier in enumerate(tiers)]
+        self._files = self._trial_table(tiers)
         self.trials = [f.info for f in self._files]
         self.pad_length = max((f.pad_length for f in self._files), default=0)
 
@@ -154,8 +157,27 @@ class Recording:
                 raise V1ReconError(f"{path}: trial {i} has unknown tier {tier!r} (known: {', '.join(TIERS)}).")
         return tiers
 
+    def _paths(self, trial_id: int) -> dict[str, Path]:
+        return {kind: self.path / "data" / kind / f"{trial_id}.npy" for kind in DATA_KINDS}
+
+    def _trial_table(self, tiers: list[str]) -> list[_TrialFiles]:
+        """Scan every trial's files (see module notes), or reuse the cached table of an unchanged recording."""
+        meta = [self.path / "meta" / "trials" / "tiers.npy", self.path / "meta" / "neurons" / "unit_ids.npy"]
+        sig = cache.signature(meta + [p for i in range(len(tiers)) for p in self._paths(i).values()])
+        rows = None if sig is None else cache.load(self.path, sig)
+        if rows is not None and len(rows) == len(tiers):
+            return [
+                _TrialFiles(TrialInfo(i, tiers[i], *row[:2]), self._paths(i), *row[2:]) for i, row in enumerate(rows)
+            ]
+        start = time.perf_counter()
+        files = [self._scan_trial(i, tier) for i, tier in enumerate(tiers)]
+        if sig is not None:
+            rows = [[f.info.length, f.info.has_responses, f.video_end, f.responses_end, f.pad_length] for f in files]
+            cache.store(self.path, sig, rows, persist=time.perf_counter() - start >= cache.MIN_SCAN_SECONDS)
+        return files
+
     def _scan_trial(self, trial_id: int, tier: str) -> _TrialFiles:
-        paths = {kind: self.path / "data" / kind / f"{trial_id}.npy" for kind in DATA_KINDS}
+        paths = self._paths(trial_id)
         video = load_npy(paths["videos"])
         if video.ndim != 3 or video.shape[:2] != FRAME_SHAPE:
             raise V1ReconError(f"{paths['videos']}: expected a (36, 64, T) video, got shape {video.shape}.")
