@@ -69,6 +69,21 @@ def load_npy(path: Path, *, mmap: bool = True, allow_pickle: bool = False) -> np
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
 
+def npy_shape(path: Path) -> tuple[int, ...]:
+    """Shape of a .npy file from its header alone."""
+    if not path.is_file():
+        raise V1ReconError(f"{path}: file not found.")
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as f:
+            reader = readers.get(np.lib.format.read_magic(f))
+            if reader is not None:
+                return tuple(reader(f)[0])
+    except (ValueError, OSError, EOFError) as err:
+        raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
+    return load_npy(path).shape  # other format versions
+
+
 def _load_meta(path: Path) -> np.ndarray:
     """Small metadata array; object arrays (strings in some releases) need pickle."""
     try:
@@ -92,7 +107,7 @@ def _nonzero(responses: np.ndarray, length: int) -> bool:
     (held-back test trials) are scanned in full.
     """
     n = responses.shape[0]
-    rows = np.unique(np.linspace(0, n - 1, min(n, _SAMPLE_ROWS)).astype(int))
+    rows = np.linspace(0, n - 1, min(n, _SAMPLE_ROWS)).astype(int)  # distinct: spacing >= 1
     if np.any(responses[rows, :length] != 0):
         return True
     step = max(1, (1 << 22) // max(length, 1))
@@ -197,10 +212,10 @@ class Recording:
             _check_padding(series[length:], length, source)
             raise V1ReconError(f"{source}: trial has {length} valid frames, fewer than the minimum of {MIN_FRAMES}.")
         for kind in ("behavior", "pupil_center"):
-            arr = load_npy(paths[kind])
-            if arr.ndim != 2 or arr.shape[0] != 2 or arr.shape[1] < length:
+            shape = npy_shape(paths[kind])
+            if len(shape) != 2 or shape[0] != 2 or shape[1] < length:
                 raise V1ReconError(
-                    f"{paths[kind]}: expected a (2, T) array with T >= {length} valid frames, got shape {arr.shape}."
+                    f"{paths[kind]}: expected a (2, T) array with T >= {length} valid frames, got shape {shape}."
                 )
         info = TrialInfo(trial_id, tier, length, _nonzero(responses, length))
         return _TrialFiles(info, paths, video_end, responses_end, int(video.shape[2]))
