@@ -1,0 +1,155 @@
+"""The data section: the mice (trials per tier, behaviour), receptive fields and masks over the screen, and the
+simulation's own figure and calibration when the mice are in silico."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
+from v1recon.report import collect, figures
+from v1recon.report import html as H
+from v1recon.report.sections.common import missing
+
+TIER_ORDER = ("train", "oracle", "live_test", "final_test", "live_bonus", "final_bonus", "none")
+
+
+def data_section(ctx) -> str:
+    parts = [_data_folder_line(ctx)]
+    if not ctx.recordings:
+        parts.append(
+            H.note(
+                "The recordings named in run.json could not be opened here; trial counts and behaviour are not shown."
+            )
+        )
+    else:
+        parts.append(_tier_table(ctx.recordings))
+    for name in ctx.mouse_names:
+        parts.append(f"<h3>Mouse {H.esc(name)}</h3>")
+        parts.append(_mouse_screen(ctx, name))
+        if name in ctx.recordings:
+            parts.append(_behaviour(ctx.recordings[name]))
+    parts.append(_simulation(ctx))
+    return "".join(parts)
+
+
+def _data_folder_line(ctx) -> str:
+    data = collect.first_key(ctx.info, "data", "data_path", "data_dir")
+    if ctx.data_dir is None:
+        return H.note(f"Data folder {data!r} named in run.json is not reachable from here.")
+    return f"<p>Recordings: <code>{H.esc(ctx.data_dir)}</code></p>"
+
+
+def _tier_table(recordings: dict[str, Any]) -> str:
+    """Trials per tier (with recorded responses) and neuron counts, one row per mouse."""
+    tiers = [t for t in TIER_ORDER if any(i.tier == t for r in recordings.values() for i in r.trials)]
+    rows = []
+    for name, rec in recordings.items():
+        row: list[object] = [name, rec.n_neurons]
+        for tier in tiers:
+            infos = [i for i in rec.trials if i.tier == tier]
+            with_resp = sum(i.has_responses for i in infos)
+            row.append(f"{len(infos)}" + (f" ({with_resp})" if with_resp != len(infos) else ""))
+        lengths = [i.length for i in rec.trials]
+        row.append(f"{min(lengths) / FRAME_RATE_HZ:.1f}\u2013{max(lengths) / FRAME_RATE_HZ:.1f}" if lengths else "")
+        rows.append(row)
+    headers = ["mouse", "neurons", *tiers, "trial length (s)"]
+    caption = "Trials per tier; in brackets how many hold recorded responses when not all do (30 Hz, 36\u00d764 px)."
+    return H.table(headers, rows, caption=caption)
+
+
+def _truth_rfs(ctx, name: str) -> np.ndarray | None:
+    """Spatial RFs (N, 36, 64) of the in-silico mouse's true model, when it exists and computing is allowed."""
+    if not ctx.compute or name not in ctx.mouse_paths():
+        return None
+    try:
+        from v1recon.sim import load_truth
+    except ImportError:
+        return None
+    truth = load_truth(ctx.mouse_paths()[name])
+    return None if truth is None else np.asarray(truth.receptive_fields())
+
+
+def _mouse_screen(ctx, name: str) -> str:
+    """Mask and (in silico) RF mosaic and population RF over the screen."""
+    mask_entry = ctx.masks.get(name)
+    rfs = _truth_rfs(ctx, name)
+    mask = _screen_mask(mask_entry["array"]) if mask_entry and mask_entry["array"] is not None else None
+    out = []
+    if mask is None and mask_entry and mask_entry.get("png"):
+        out.append(H.image(mask_entry["png"], f"mask of {name}", f"Alpha mask of {name} (as written by v1recon mask)."))
+    if mask is None and rfs is None:
+        if not mask_entry:
+            out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
+        return "".join(out)
+    if mask is None:
+        out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
+        mask = np.zeros(FRAME_SHAPE)
+    caption = (
+        "Left: the alpha mask (population receptive field learned through the encoders); white border: pixels "
+        "updated during reconstruction (m \u2265 0.5), red: pixels evaluated (m \u2265 1)."
+    )
+    if rfs is not None:
+        caption += " Middle: half-maximum contours of the true receptive fields; right: their summed magnitude."
+    out.append(H.image(figures.mask_figure(mask, name, rfs), f"mask and receptive fields of {name}", caption))
+    if mask_entry and mask_entry.get("sidecar"):
+        out.append(_mask_numbers(mask_entry["sidecar"]))
+    return "".join(out)
+
+
+def _screen_mask(mask: np.ndarray) -> np.ndarray:
+    """Masks kept on the 64x64 model canvas are cut to the 36x64 screen (rows 14..49, as DwiseNeuro pads)."""
+    if mask.shape == (64, 64):
+        top = (64 - FRAME_SHAPE[0]) // 2
+        return mask[top : top + FRAME_SHAPE[0]]
+    return mask
+
+
+def _mask_numbers(sidecar: dict[str, Any]) -> str:
+    nums = {k: v for k, v in collect.flat_numbers(sidecar).items() if not k.startswith("provenance")}
+    keep = {
+        k: v for k, v in nums.items() if any(w in k for w in ("fraction", "pixels", "area", "iteration", "seconds"))
+    }
+    if not keep:
+        return ""
+    return H.table(["mask measure", "value"], sorted(keep.items()), caption="From the mask's sidecar.")
+
+
+def _behaviour(rec) -> str:
+    """Behaviour of one example trial and the recording's per-channel statistics."""
+    ids = rec.trial_ids(tier="oracle") or rec.trial_ids()
+    if not ids:
+        return ""
+    trial = rec.trial(ids[0])
+    png = figures.behaviour_figure(trial.behaviour, f"{rec.name}: behaviour during trial {ids[0]} ({trial.tier})")
+    return H.image(png, f"behaviour of {rec.name}", "Pupil dilation, running speed and pupil centre over one trial.")
+
+
+def _simulation(ctx) -> str:
+    """Figures (PNG) and calibration (JSON) that the simulator wrote beside the mouse folders."""
+    if ctx.data_dir is None:
+        return ""
+    folder = ctx.data_dir if not (ctx.data_dir / "meta").is_dir() else ctx.data_dir.parent
+    pngs = sorted(folder.glob("*.png"))
+    jsons = sorted(p for p in folder.glob("*.json"))
+    if not pngs and not jsons:
+        return ""
+    parts = ["<h3>In-silico mouse</h3>"]
+    for png in pngs:
+        parts.append(H.image(png.read_bytes(), png.stem, f"{png.name} (written by v1recon simulate)."))
+    for path in jsons:
+        parts.append(_calibration(path))
+    return "".join(parts)
+
+
+def _calibration(path: Path) -> str:
+    content = collect.read_json_quiet(path)
+    if content is None:
+        return H.note(f"{path.name} could not be read.")
+    nums = {k: v for k, v in collect.flat_numbers(content).items() if not k.startswith("provenance")}
+    table = H.table(["quantity", "value"], list(nums.items())[:40], caption=f"{path.name}") if nums else ""
+    from v1recon.report.build import dumps
+
+    return table + H.pre_json(dumps(content), f"{path.name} (full file)")

@@ -1,0 +1,148 @@
+"""The published numbers beside this run's, and how a run's own values for them are found."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from v1recon.report import collect, figures
+from v1recon.report import html as H
+from v1recon.report.published import (
+    NOT_MEASURED,
+    PUBLISHED,
+    PUBLISHED_BY_KEY,
+    REAL_DATA_LABEL,
+    RUN_LABEL,
+    format_published,
+    format_value,
+)
+from v1recon.report.sections.common import mean_sd_n
+from v1recon.report.sections.reconstructions import REFERENCES, _movies, _reference_of, trial_metrics
+
+# Reconstruction sets whose folder name contains one of these words measure the published variant of that key.
+VARIANTS = {
+    "video_corr_no_smoothing": ("no_smoothing", "no-smoothing", "unsmoothed"),
+    "video_corr_gradient_ensembling": ("gradient",),
+    "video_corr_no_mask": ("no_mask", "no-mask", "nomask"),
+    "video_corr_strict_mask": ("strict",),
+    "video_corr_upper_bound": REFERENCES["upper bound"],
+}
+_POPULATION = re.compile(r"population[-_]?(\d+(?:\.\d+)?)")
+
+
+def _variant_of(name: str) -> str | None:
+    lowered = name.lower()
+    match = _POPULATION.search(lowered)
+    if match:
+        key = f"video_corr_population_{float(match.group(1)):g}"
+        return key if key in PUBLISHED_BY_KEY else None
+    for key, words in VARIANTS.items():
+        if any(w in lowered for w in words):
+            return key
+    return None
+
+
+def _set_name(t: collect.TrialFiles) -> str:
+    return "/".join(p for p in (t.group, t.tier, t.mouse) if p)
+
+
+def run_values(ctx) -> dict[str, float]:
+    """This run's value for every published key it measured (means over trials or mice)."""
+    values: dict[str, list[float]] = {}
+
+    def add(key: str, value: float | None) -> None:
+        if value is not None and np.isfinite(value):
+            values.setdefault(key, []).append(float(value))
+
+    for t in ctx.trials:
+        name = _set_name(t)
+        metrics = trial_metrics(t)
+        variant = _variant_of(name)
+        if _reference_of(name) == "oracle":
+            continue
+        if variant is not None:
+            add(variant, metrics.get("video_correlation"))
+            continue
+        add("video_corr", metrics.get("video_correlation"))
+        add("full_screen_corr", metrics.get("full_screen_correlation"))
+        add("video_corr_no_smoothing", _unsmoothed_correlation(t))
+        for key, value in collect.flat_numbers(t.sidecar or {}).items():
+            if _reference_of(key) == "upper bound" and key.endswith("video_correlation"):
+                add("video_corr_upper_bound", value)
+    out = {k: float(np.mean(v)) for k, v in values.items()}
+    encoder = _encoder_value(ctx)
+    if encoder is not None:
+        out["encoder_single_trial_corr"] = encoder
+    out.update(_declared_values(ctx.run_dir))
+    return out
+
+
+def _unsmoothed_correlation(t: collect.TrialFiles) -> float | None:
+    """Video correlation of the plain average of the per-model reconstructions (K > 1), without the blur."""
+    arrays = collect.load_npz_arrays(t.npz)
+    per_model, movies = arrays.get("per_model"), _movies(t)
+    if per_model is None or per_model.ndim != 4 or per_model.shape[0] < 2 or movies is None:
+        return None
+    from v1recon.metrics.video import video_correlation
+
+    return video_correlation(per_model.mean(axis=0), movies[1], movies[2])
+
+
+def _encoder_value(ctx) -> float | None:
+    """Mean single-trial correlation of the single models (not the ensemble, not the true model)."""
+    if ctx.evaluation is None:
+        return None
+    rows = collect.encoder_rows(ctx.evaluation)
+    singles = [
+        m.get("single_trial_correlation")
+        for _, enc, m in rows
+        if not collect.is_truth(enc) and not collect.is_ensemble(enc)
+    ]
+    return mean_sd_n(singles)[0]
+
+
+def _declared_values(run_dir: Path) -> dict[str, float]:
+    """Values a stage states outright: a 'comparison' object {published key: value} in any summary.json under
+    RUN/reconstructions or RUN/experiments (experiments such as the population ablation report this way)."""
+    out = {}
+    for sub in ("reconstructions", "experiments"):
+        folder = run_dir / sub
+        for path in sorted(folder.rglob("summary.json")) if folder.is_dir() else ():
+            content = collect.read_json_quiet(path) or {}
+            declared = content.get("comparison")
+            if isinstance(declared, dict):
+                for key, value in declared.items():
+                    if key in PUBLISHED_BY_KEY and isinstance(value, (int, float)) and np.isfinite(value):
+                        out[key] = float(value)
+    return out
+
+
+def paper_section(ctx) -> str:
+    values = run_values(ctx)
+    rows = []
+    for p in PUBLISHED:
+        ours = values.get(p.key)
+        cell = H.Raw(H.esc(format_value(ours)) if ours is not None else f'<span class="muted">{NOT_MEASURED}</span>')
+        rows.append([p.quantity, H.Raw(f"<b>{H.esc(format_published(p))}</b>"), cell, p.source])
+    headers = ["quantity (Pearson r)", REAL_DATA_LABEL, RUN_LABEL, "source of the published value"]
+    intro = (
+        '<p><span class="tag paper">' + H.esc(REAL_DATA_LABEL) + "</span> 5 mice \u00d7 10 movies of 10 s, "
+        "Sensorium 2023 recordings, 7 DwiseNeuro models. "
+        '<span class="tag run">' + H.esc(RUN_LABEL) + "</span> the mice, models and trials of this run. "
+        "The quantities are defined the same way; the in-silico mouse is not the real one, so the numbers compare "
+        "methods and definitions, not difficulty.</p>"
+    )
+    parts = [intro, H.table(headers, rows)]
+    plotted = [(p.quantity, p.value, values.get(p.key)) for p in PUBLISHED if p.key in values]
+    if plotted:
+        parts.append(
+            H.image(
+                figures.comparison_figure(plotted),
+                "published vs this run",
+                "Quantities this run measured, beside the published values.",
+                width=820,
+            )
+        )
+    return "".join(parts)

@@ -1,0 +1,247 @@
+"""The run report: built from a tiny synthetic run folder (no training), robust to missing stages."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from v1recon.data import Trial, write_recording
+from v1recon.errors import V1ReconError
+from v1recon.io import save_npz, write_json
+from v1recon.report import comparison_markdown, comparison_values, write_report
+from v1recon.report.published import NOT_MEASURED, PUBLISHED, PUBLISHED_BY_KEY
+
+T, H, W, N = 45, 36, 64, 12
+MOUSE = "mouse-a"
+
+
+def _movie(rng: np.random.Generator) -> np.ndarray:
+    """A smooth moving blob, grey levels 0..255, (T, 36, 64)."""
+    yy, xx = np.mgrid[:H, :W]
+    cx = 10 + 40 * np.linspace(0, 1, T) + rng.uniform(-3, 3)
+    return np.stack([127.5 + 100 * np.exp(-((xx - c) ** 2 + (yy - 18) ** 2) / 60.0) for c in cx]).astype(np.float32)
+
+
+def _write_data(root: Path, rng: np.random.Generator) -> Path:
+    trials = []
+    tiers = ["train", "train", "oracle", "oracle", "final_test", "final_test"]
+    for i, tier in enumerate(tiers):
+        responses = None if tier == "final_test" else rng.gamma(1.0, 1.0, (N, T)).astype(np.float32)
+        behaviour = np.stack([rng.normal(5, 1, T), rng.gamma(2, 2, T), rng.normal(0, 1, T), rng.normal(0, 1, T)])
+        trials.append(Trial(i, tier, _movie(rng), responses, behaviour.astype(np.float32)))
+    path = write_recording(root / MOUSE, trials, np.arange(N), rng.normal(0, 100, (N, 3)))
+    # What the simulator leaves beside the mouse folders.
+    from v1recon.report import figures
+
+    (root / "simulation.png").write_bytes(figures.behaviour_figure(trials[0].behaviour, "simulated behaviour"))
+    write_json(root / "calibration.json", {"noise": {"single_trial_corr_truth": 0.41, "gain": 1.5}})
+    return path
+
+
+def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", "masks", "reconstructions")) -> Path:
+    """A run folder shaped like the real one, with only the given stages present."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    mouse_path = _write_data(data, rng)
+    run = tmp_path / "run"
+    run.mkdir()
+    write_json(
+        run / "run.json",
+        {
+            "format": "v1recon-run/1",
+            "data": str(data),
+            "mice": [{"name": MOUSE, "path": str(mouse_path), "n_neurons": N, "n_trials": 6, "identity": "abc"}],
+            "preset": "tiny",
+            "ensemble": "folds",
+            "seed": 0,
+            "n_folds": 7,
+            "test_fold": 0,
+            "splits": [{"model_index": k, "val_fold": k + 1, "seed": 100 + k} for k in range(2)],
+            "train_config": {"epochs": 3, "batch_size": 4},
+            "models": [{"index": k, "complete": True, "epochs": 3, "val_corr": 0.2} for k in range(2)],
+            "timings": {"load_seconds": 1.5, "total_seconds": 42.0},
+            "provenance": {"v1recon": "0.1.0", "python": "3.11", "torch": "2.x", "platform": "Linux", "cpu_count": 2},
+        },
+    )
+    if "models" in stages:
+        (run / "models").mkdir()
+        for k in range(2):
+            extra = {
+                "preset": "tiny",
+                "seed": 100 + k,
+                "epoch": 3,
+                "planned_epochs": 3,
+                "val_corr": 0.2 + 0.01 * k,
+                "train_seconds": 20.0,
+                "complete": True,
+                "split": {"val_fold": k + 1},
+            }
+            write_json(run / "models" / f"model-{k}.json", {"extra": extra})
+            rows = ["epoch,steps,lr,train_loss,val_corr,val_corr_mouse-a,epoch_seconds"]
+            rows += [f"{e},{4 * e},0.001,{1.0 / e:.3f},{0.1 * e:.3f},{0.1 * e:.3f},6.5" for e in (1, 2, 3)]
+            (run / "models" / f"model-{k}.log.csv").write_text("\n".join(rows) + "\n")
+    if "evaluation" in stages:
+        metrics = {"single_trial_correlation": 0.21, "correlation_to_average": 0.35, "feve": 0.3}
+        write_json(
+            run / "evaluation" / "encoders.json",
+            {
+                "mice": {
+                    MOUSE: {
+                        "models": {"model-0": metrics, "model-1": {**metrics, "single_trial_correlation": 0.23}},
+                        "ensemble": {**metrics, "single_trial_correlation": 0.25},
+                        "truth": {**metrics, "single_trial_correlation": 0.40},
+                    }
+                },
+                "seconds": 3.0,
+            },
+        )
+    if "masks" in stages:
+        yy, xx = np.mgrid[:H, :W]
+        save_npz(run / "masks" / f"{MOUSE}.npz", mask=1.6 * np.exp(-((xx - 32) ** 2 + (yy - 18) ** 2) / 200.0))
+        write_json(run / "masks" / f"{MOUSE}.json", {"update_fraction": 0.3, "seconds": 2.0})
+    if "reconstructions" in stages:
+        _write_reconstructions(run, data / MOUSE, rng)
+    return run
+
+
+def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator) -> None:
+    from v1recon.data import Recording
+    from v1recon.metrics.video import video_metrics
+    from v1recon.report.media import frame_strip, write_side_by_side_movie
+
+    rec = Recording(mouse_path)
+    folder = run / "reconstructions" / "final_test" / MOUSE
+    eval_mask = np.zeros((H, W), bool)
+    eval_mask[8:28, 16:48] = True
+    for n, tid in enumerate(rec.trial_ids(tier="final_test")):
+        truth = rec.trial(tid).video
+        per_model = np.clip(truth[None] + rng.normal(0, 40, (2, *truth.shape)), 0, 255).astype(np.float32)
+        video = per_model.mean(axis=0)
+        stem = folder / f"trial-{tid}"
+        save_npz(
+            f"{stem}.npz",
+            video=video,
+            truth=truth,
+            eval_mask=eval_mask,
+            per_model=per_model,
+            correlation=np.tile(np.linspace(0, 0.8, 20), (2, 1)),
+        )
+        metrics = video_metrics(video, truth, eval_mask)
+        write_json(
+            f"{stem}.json",
+            {
+                "config": {"method": "fast", "iterations": 20},
+                "metrics": metrics,
+                "oracle": {"metrics": {"video_correlation": 0.9}},
+                "seconds": 1.25,
+            },
+        )
+        if n == 0:  # the other trial's movie and strip are made by the report from the npz
+            write_side_by_side_movie(f"{stem}.mp4", {"truth": truth, "reconstruction": video}, mask=eval_mask)
+            frame_strip(f"{stem}.png", {"truth": truth, "reconstruction": video}, [30, 40], mask=eval_mask)
+    write_json(folder / "summary.json", {"video_correlation": {"mean": 0.5}, "seconds": 2.5})
+
+
+# -- tests ---------------------------------------------------------------------------------------------------------
+def test_report_is_self_contained_and_has_every_section(tmp_path):
+    run = make_run(tmp_path)
+    path = write_report(run, compute=False)
+    assert path == run / "report.html"
+    page = path.read_text()
+    for anchor in ("summary", "data", "encoders", "reconstructions", "paper", "run"):
+        assert f'id="{anchor}"' in page
+    # Nothing refers outside the page: only data URIs for media, no external scripts, styles or fonts.
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
+    assert "<script" not in page and "@import" not in page and "url(" not in page
+    # Every reconstructed trial has a movie: one from its .mp4, one made from its .npz.
+    videos = re.findall(r'<video [^>]*src="data:video/mp4;base64,([^"]+)"', page)
+    assert len(videos) == 2
+    assert all(base64.b64decode(v)[4:8] == b"ftyp" for v in videos)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)"', page)
+    assert images and all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "This section could not be rendered" not in page
+
+
+def test_report_numbers_agree_with_the_files(tmp_path):
+    run = make_run(tmp_path)
+    values = comparison_values(run)
+    # Headline: mean over trials of the sidecars' video correlation.
+    sidecars = [json.loads(p.read_text()) for p in sorted((run / "reconstructions").rglob("trial-*.json"))]
+    expected = np.mean([s["metrics"]["video_correlation"] for s in sidecars])
+    assert values["video_corr"] == pytest.approx(expected)
+    # Encoder: mean over single models, not the ensemble or the truth.
+    assert values["encoder_single_trial_corr"] == pytest.approx(0.22)
+    # Unsmoothed: the plain per-model average, here identical to the stored video.
+    assert values["video_corr_no_smoothing"] == pytest.approx(expected, abs=1e-5)
+    page = write_report(run, compute=False).read_text()
+    sd = np.std([s["metrics"]["video_correlation"] for s in sidecars], ddof=1)
+    assert f"{expected:.3f} \u00b1 {sd:.3f} (n = 2)" in page
+    assert "0.900" in page  # the oracle beside ours
+    assert "1.60" in page or "ratio to true model" in page
+
+
+def test_missing_stages_are_named_with_their_command(tmp_path):
+    run = make_run(tmp_path, stages=())
+    page = write_report(run, compute=False).read_text()
+    assert "No reconstructions yet: run v1recon reconstruct RUN." in page
+    assert "No encoder evaluation yet: run v1recon evaluate RUN." in page
+    assert "No trained models yet" in page
+    assert "No mask for mouse-a yet" in page
+    assert NOT_MEASURED in page
+    assert "This section could not be rendered" not in page
+
+
+def test_broken_files_do_not_break_the_report(tmp_path):
+    run = make_run(tmp_path)
+    (run / "evaluation" / "encoders.json").write_text("{not json")
+    (run / "models" / "model-0.log.csv").write_text("epoch,train_loss\n1,abc\n")
+    np.savez(run / "reconstructions" / "final_test" / MOUSE / "trial-4.npz", video=np.zeros(3))
+    page = write_report(run, compute=False).read_text()
+    assert 'id="reconstructions"' in page
+
+
+def test_not_a_run_folder_is_one_sentence(tmp_path):
+    with pytest.raises(V1ReconError, match="not a run folder"):
+        write_report(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "v1recon", "report", str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error:") and "not a run folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_cli_writes_to_out(tmp_path):
+    run = make_run(tmp_path, stages=("models",))
+    out = tmp_path / "elsewhere" / "page.html"
+    result = subprocess.run(
+        [sys.executable, "-m", "v1recon", "report", str(run), "--out", str(out), "--no-compute"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and out.read_text().startswith("<!DOCTYPE html>")
+    assert not (run / "report.html").exists()
+
+
+def test_published_numbers_and_markdown_table():
+    assert PUBLISHED_BY_KEY["video_corr"].value == 0.569
+    assert PUBLISHED_BY_KEY["encoder_single_trial_corr"].value == 0.2913
+    assert [PUBLISHED_BY_KEY[f"video_corr_population_{p}"].value for p in ("12.5", "25", "50", "100")] == [
+        0.344,
+        0.427,
+        0.512,
+        0.569,
+    ]
+    table = comparison_markdown({"video_corr": 0.41234})
+    lines = table.strip().splitlines()
+    assert len(lines) == 2 + len(PUBLISHED)
+    assert "| 0.569 | 0.412 |" in lines[2]
+    assert "| 0.510 | not measured in this run |" in table
+    assert "| 0.2913 |" in table and "real data (published)" in lines[0] and "in-silico mouse (this run)" in lines[0]
