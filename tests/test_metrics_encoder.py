@@ -170,3 +170,22 @@ def test_repeats_of_different_length_are_refused():
     trials = [np.zeros((2, 60)), np.zeros((2, 70))]
     with pytest.raises(V1ReconError, match="differ in length"):
         correlation_to_average(trials, trials, [0, 0])
+
+
+def test_pooled_correlation_is_accurate_for_traces_far_from_zero():
+    rng = np.random.default_rng(8)
+    resp = [1e4 + rng.normal(size=(3, 80)) for _ in range(4)]  # large offset, unit variance
+    pred = [r + rng.normal(size=r.shape) - 5e3 for r in resp]
+    got = single_trial_correlation(pred, resp, skip=10).per_neuron
+    p = np.concatenate([x[:, 10:] for x in pred], 1)
+    r = np.concatenate([x[:, 10:] for x in resp], 1)
+    assert np.allclose(got, [np.corrcoef(p[i], r[i])[0, 1] for i in range(3)], atol=1e-9)
+
+
+def test_array_and_list_inputs_agree():
+    rng = np.random.default_rng(9)
+    resp = rng.normal(size=(4, 3, 70)).astype(np.float32)
+    pred = resp + rng.normal(size=resp.shape).astype(np.float32)
+    assert single_trial_correlation(pred, resp).mean == pytest.approx(
+        single_trial_correlation(list(pred), list(resp)).mean
+    )

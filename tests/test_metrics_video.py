@@ -4,6 +4,7 @@ import pytest
 from v1recon import EVAL_START_FRAME
 from v1recon.errors import V1ReconError
 from v1recon.metrics import (
+    average_metrics,
     frame_correlation,
     frame_correlations,
     full_screen_correlation,
@@ -155,3 +156,10 @@ def test_empty_mask_short_movie_and_alpha_mask_raise(movies):
         video_correlation(recon, truth, np.full(mask.shape, 0.5))
     with pytest.raises(V1ReconError, match="NaN"):
         video_correlation(np.full_like(recon, np.nan), truth, mask)
+
+
+def test_average_metrics_is_per_key_mean_over_movies():
+    out = average_metrics([{"video_correlation": 0.2, "rmse": 10.0}, {"video_correlation": 0.4, "rmse": 20.0}])
+    assert out == pytest.approx({"video_correlation": 0.3, "rmse": 15.0})
+    with pytest.raises(V1ReconError, match="no movies"):
+        average_metrics([])

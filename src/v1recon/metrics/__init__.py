@@ -11,6 +11,7 @@ from v1recon.metrics.encoder import (
     single_trial_correlation,
 )
 from v1recon.metrics.video import (
+    average_metrics,
     frame_correlation,
     frame_correlations,
     full_screen_correlation,
@@ -26,6 +27,7 @@ from v1recon.metrics.video import (
 )
 
 __all__ = [
+    "average_metrics",
     "FeveScores",
     "NeuronScores",
     "correlation_to_average",

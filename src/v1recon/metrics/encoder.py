@@ -46,14 +46,15 @@ class FeveScores(NamedTuple):
 
 
 def _as_array(x: Any) -> np.ndarray:
-    """numpy float64 from numpy arrays or (detached, CPU-moved) torch tensors."""
+    """numpy float array (float32 kept, anything else float64) from numpy arrays or torch tensors."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=np.float64)
+    x = np.asarray(x)
+    return x if x.dtype in (np.float32, np.float64) else x.astype(np.float64)
 
 
 def _as_trials(trials: Any, what: str) -> list[np.ndarray]:
-    """A list of (N, T_i) float64 arrays from a list of arrays or one (K, N, T) array."""
+    """A list of (N, T_i) float arrays from a list of arrays or one (K, N, T) array; no copies of float data."""
     if hasattr(trials, "detach") or isinstance(trials, np.ndarray):
         arr = _as_array(trials)
         if arr.ndim == 2:
@@ -70,7 +71,7 @@ def _as_trials(trials: Any, what: str) -> list[np.ndarray]:
             raise V1ReconError(f"{what}: trial {i} has shape {t.shape}, expected (N, T).")
         if t.shape[0] != out[0].shape[0]:
             raise V1ReconError(f"{what}: trial {i} has {t.shape[0]} neurons, trial 0 has {out[0].shape[0]}.")
-        if not np.all(np.isfinite(t)):
+        if not np.isfinite(t).all():
             raise V1ReconError(f"{what}: trial {i} contains NaN or infinite values.")
     return out
 
@@ -86,30 +87,64 @@ def _paired_trials(predictions: Any, responses: Any) -> tuple[list[np.ndarray], 
     return preds, resps
 
 
-def pearson_per_row(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson r between matching rows of two (N, T) arrays -> (N,); 0 where a row is constant."""
-    x = x - x.mean(axis=1, keepdims=True)
-    y = y - y.mean(axis=1, keepdims=True)
-    denom = np.sqrt((x * x).sum(axis=1) * (y * y).sum(axis=1))
-    num = (x * y).sum(axis=1)
+def _safe_ratio(num: np.ndarray, denom: np.ndarray) -> np.ndarray:
+    """num / denom with 0 where the ratio is undefined (constant traces)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         r = num / denom
+    return np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def pearson_per_row(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r between matching rows of two (N, T) arrays -> (N,); 0 where a row is constant."""
+    x = x - x.mean(axis=1, keepdims=True, dtype=np.float64)
+    y = y - y.mean(axis=1, keepdims=True, dtype=np.float64)
+    r = _safe_ratio(np.einsum("ij,ij->i", x, y), np.sqrt(np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", y, y)))
     # Rounding can push |r| a hair past 1 for perfectly (anti-)correlated rows.
-    return np.clip(np.nan_to_num(r, nan=0.0, posinf=0.0, neginf=0.0), -1.0, 1.0)
+    return np.clip(r, -1.0, 1.0)
 
 
-def _concat_skipped(trials: list[np.ndarray], skip: int, what: str) -> np.ndarray:
+class _PooledPearson:
+    """Per-neuron Pearson r over (N, T_i) chunks pooled along time, without concatenating them.
+
+    One pass with sums taken about a per-neuron shift (the first chunk's means), which keeps float64 sums
+    accurate even when traces sit far from zero; memory stays O(N) beyond one chunk.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.shift_x = self.shift_y = None
+        self.sx = self.sy = self.sxx = self.syy = self.sxy = 0.0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        if x.shape[1] == 0:
+            return
+        if self.shift_x is None:
+            self.shift_x = x.mean(axis=1, keepdims=True, dtype=np.float64)
+            self.shift_y = y.mean(axis=1, keepdims=True, dtype=np.float64)
+        dx, dy = x - self.shift_x, y - self.shift_y
+        self.n += x.shape[1]
+        self.sx = self.sx + dx.sum(axis=1)
+        self.sy = self.sy + dy.sum(axis=1)
+        self.sxx = self.sxx + np.einsum("ij,ij->i", dx, dx)
+        self.syy = self.syy + np.einsum("ij,ij->i", dy, dy)
+        self.sxy = self.sxy + np.einsum("ij,ij->i", dx, dy)
+
+    def result(self, what: str, skip: int) -> NeuronScores:
+        if self.n < 2:
+            raise V1ReconError(f"{what}: fewer than 2 frames remain after skipping the first {skip} of each trial.")
+        cov = self.sxy - self.sx * self.sy / self.n
+        var_x = np.maximum(self.sxx - self.sx**2 / self.n, 0.0)
+        var_y = np.maximum(self.syy - self.sy**2 / self.n, 0.0)
+        # A trace that is constant up to rounding counts as constant.
+        var_x[var_x <= 1e-12 * np.maximum(self.sxx, 1e-300)] = 0.0
+        var_y[var_y <= 1e-12 * np.maximum(self.syy, 1e-300)] = 0.0
+        r = np.clip(_safe_ratio(cov, np.sqrt(var_x * var_y)), -1.0, 1.0)
+        return NeuronScores(r, float(r.mean()) if r.size else float("nan"))
+
+
+def _check_skip(skip: int, what: str) -> None:
     if skip < 0:
         raise V1ReconError(f"{what}: skip must be >= 0 frames, got {skip}.")
-    kept = [t[:, skip:] for t in trials]
-    out = np.concatenate(kept, axis=1)
-    if out.shape[1] < 2:
-        raise V1ReconError(f"{what}: fewer than 2 frames remain after skipping the first {skip} of each trial.")
-    return out
-
-
-def _scores(per_neuron: np.ndarray) -> NeuronScores:
-    return NeuronScores(per_neuron, float(per_neuron.mean()) if per_neuron.size else float("nan"))
 
 
 def single_trial_correlation(predictions: Any, responses: Any, skip: int = SKIP_FRAMES) -> NeuronScores:
@@ -120,14 +155,17 @@ def single_trial_correlation(predictions: Any, responses: Any, skip: int = SKIP_
 
     predictions, responses: lists of (N, T_i) arrays (or (K, N, T) arrays), paired trial by trial.
     """
+    what = "single-trial correlation"
+    _check_skip(skip, what)
     preds, resps = _paired_trials(predictions, responses)
-    p = _concat_skipped(preds, skip, "single-trial correlation")
-    r = _concat_skipped(resps, skip, "single-trial correlation")
-    return _scores(pearson_per_row(p, r))
+    acc = _PooledPearson()
+    for p, r in zip(preds, resps, strict=True):
+        acc.add(p[:, skip:], r[:, skip:])
+    return acc.result(what, skip)
 
 
 def _group_by_stimulus(stimulus_ids: Sequence[Hashable], n_trials: int) -> dict[Hashable, list[int]]:
-    ids = list(np.asarray(stimulus_ids).tolist()) if isinstance(stimulus_ids, np.ndarray) else list(stimulus_ids)
+    ids = np.asarray(stimulus_ids).tolist() if isinstance(stimulus_ids, np.ndarray) else list(stimulus_ids)
     if len(ids) != n_trials:
         raise V1ReconError(f"stimulus_ids has {len(ids)} entries but there are {n_trials} trials.")
     groups: dict[Hashable, list[int]] = {}
@@ -136,12 +174,19 @@ def _group_by_stimulus(stimulus_ids: Sequence[Hashable], n_trials: int) -> dict[
     return groups
 
 
-def _stack_repeats(trials: list[np.ndarray], idx: list[int], sid: Hashable) -> np.ndarray:
-    """(K, N, T) array of the repeats of one stimulus; repeats of one stimulus must have equal length."""
+def _stack_repeats(trials: list[np.ndarray], idx: list[int], sid: Hashable, skip: int = 0) -> np.ndarray:
+    """(K, N, T - skip) float64 array of the repeats of one stimulus, which must have equal length."""
     lengths = {trials[i].shape[1] for i in idx}
     if len(lengths) > 1:
         raise V1ReconError(f"stimulus {sid!r}: its repeats differ in length ({sorted(lengths)} frames).")
-    return np.stack([trials[i] for i in idx])
+    return np.stack([trials[i][:, skip:] for i in idx]).astype(np.float64, copy=False)
+
+
+def _repeated(groups: dict[Hashable, list[int]], what: str) -> dict[Hashable, list[int]]:
+    rep = {sid: idx for sid, idx in groups.items() if len(idx) >= 2}
+    if not rep:
+        raise V1ReconError(f"{what} needs at least one stimulus shown two or more times; none is repeated.")
+    return rep
 
 
 def correlation_to_average(
@@ -155,13 +200,13 @@ def correlation_to_average(
 
     stimulus_ids: one hashable id per trial; trials with equal ids are repeats of one stimulus.
     """
+    what = "correlation to average"
+    _check_skip(skip, what)
     preds, resps = _paired_trials(predictions, responses)
-    groups = _group_by_stimulus(stimulus_ids, len(resps))
-    mean_p = [_stack_repeats(preds, idx, sid).mean(axis=0) for sid, idx in groups.items()]
-    mean_r = [_stack_repeats(resps, idx, sid).mean(axis=0) for sid, idx in groups.items()]
-    p = _concat_skipped(mean_p, skip, "correlation to average")
-    r = _concat_skipped(mean_r, skip, "correlation to average")
-    return _scores(pearson_per_row(p, r))
+    acc = _PooledPearson()
+    for sid, idx in _group_by_stimulus(stimulus_ids, len(resps)).items():
+        acc.add(_stack_repeats(preds, idx, sid, skip).mean(axis=0), _stack_repeats(resps, idx, sid, skip).mean(axis=0))
+    return acc.result(what, skip)
 
 
 def feve(
@@ -182,35 +227,32 @@ def feve(
     repeats contribute. `skip` drops the first frames of every trial, as for the correlations. Neurons with no
     explainable variance get fev 0 and feve 0.
     """
+    _check_skip(skip, "FEVE")
     preds, resps = _paired_trials(predictions, responses)
-    groups = _group_by_stimulus(stimulus_ids, len(resps))
-    groups = {sid: idx for sid, idx in groups.items() if len(idx) >= 2}
-    if not groups:
-        raise V1ReconError("FEVE needs at least one stimulus shown two or more times; none is repeated.")
-    if skip < 0:
-        raise V1ReconError(f"FEVE: skip must be >= 0 frames, got {skip}.")
-    resp_rep = [_stack_repeats(resps, idx, sid)[:, :, skip:] for sid, idx in groups.items()]
-    pred_rep = [_stack_repeats(preds, idx, sid)[:, :, skip:] for sid, idx in groups.items()]
-    if sum(r.shape[2] for r in resp_rep) == 0:
-        raise V1ReconError(f"FEVE: no frames remain after skipping the first {skip} of each trial.")
+    groups = _repeated(_group_by_stimulus(stimulus_ids, len(resps)), "FEVE")
 
-    # Samples are (trial, frame) pairs, per neuron.
-    all_resp = np.concatenate([r.transpose(1, 0, 2).reshape(r.shape[1], -1) for r in resp_rep], axis=1)
-    total_var = all_resp.var(axis=1, ddof=1)
-    noise = np.concatenate([r.var(axis=0, ddof=1) for r in resp_rep], axis=1)  # (N, stimulus frames)
-    noise_var = noise.mean(axis=1)
-    sq_err = np.concatenate(
-        [((r - p) ** 2).transpose(1, 0, 2).reshape(r.shape[1], -1) for r, p in zip(resp_rep, pred_rep, strict=True)],
-        axis=1,
-    )
-    pred_var = sq_err.mean(axis=1)
+    # Samples are (trial, frame) pairs, per neuron; sums run stimulus by stimulus to bound memory.
+    n_samples = n_stim_frames = 0
+    total = _PooledPearson()  # its sum of squares about the mean gives total_var
+    noise_sum = sq_err_sum = 0.0
+    for sid, idx in groups.items():
+        r = _stack_repeats(resps, idx, sid, skip)
+        p = _stack_repeats(preds, idx, sid, skip)
+        for trial in r:
+            total.add(trial, trial)
+        noise_sum = noise_sum + r.var(axis=0, ddof=1).sum(axis=1)
+        sq_err_sum = sq_err_sum + ((r - p) ** 2).sum(axis=(0, 2))
+        n_samples += r.shape[0] * r.shape[2]
+        n_stim_frames += r.shape[2]
+    if n_samples < 2:
+        raise V1ReconError(f"FEVE: fewer than 2 frames remain after skipping the first {skip} of each trial.")
+    total_var = (total.sxx - total.sx**2 / total.n) / (total.n - 1)
+    noise_var = noise_sum / n_stim_frames
+    pred_var = sq_err_sum / n_samples
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fev = (total_var - noise_var) / total_var
-        feve_n = 1.0 - (pred_var - noise_var) / (total_var - noise_var)
-    fev = np.nan_to_num(fev, nan=0.0, posinf=0.0, neginf=0.0)
-    feve_n = np.where(total_var - noise_var > 0, feve_n, 0.0)
-    feve_n = np.nan_to_num(feve_n, nan=0.0, posinf=0.0, neginf=0.0)
+    explainable = total_var - noise_var
+    fev = _safe_ratio(explainable, total_var)
+    feve_n = np.where(explainable > 0, 1.0 - _safe_ratio(pred_var - noise_var, explainable), 0.0)
     selected = fev >= fev_threshold
     mean = float(feve_n[selected].mean()) if selected.any() else float("nan")
     return FeveScores(fev, feve_n, mean, selected)
@@ -223,21 +265,16 @@ def oracle_correlation(responses: Any, stimulus_ids: Sequence[Hashable], skip: i
     dropped) and correlated per neuron. It estimates how well any predictor of the stimulus-driven response
     could do on single trials. Stimuli seen once are left out.
     """
+    what = "oracle correlation"
+    _check_skip(skip, what)
     resps = _as_trials(responses, "responses")
-    groups = _group_by_stimulus(stimulus_ids, len(resps))
-    trials, oracles = [], []
-    for sid, idx in groups.items():
-        if len(idx) < 2:
-            continue
-        rep = _stack_repeats(resps, idx, sid)
+    acc = _PooledPearson()
+    for sid, idx in _repeated(_group_by_stimulus(stimulus_ids, len(resps)), what).items():
+        rep = _stack_repeats(resps, idx, sid, skip)
         loo = (rep.sum(axis=0, keepdims=True) - rep) / (len(idx) - 1)
-        trials.extend(rep)
-        oracles.extend(loo)
-    if not trials:
-        raise V1ReconError("oracle correlation needs at least one stimulus shown two or more times; none is repeated.")
-    r = _concat_skipped(trials, skip, "oracle correlation")
-    o = _concat_skipped(oracles, skip, "oracle correlation")
-    return _scores(pearson_per_row(r, o))
+        for trial, oracle in zip(rep, loo, strict=True):
+            acc.add(trial, oracle)
+    return acc.result(what, skip)
 
 
 def encoder_metrics(

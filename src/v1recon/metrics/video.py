@@ -199,3 +199,11 @@ def video_metrics(recon: Any, truth: Any, mask: Any = None, start: int = EVAL_ST
         "motion_energy_truth": float(me_t.mean()),
         "full_screen_correlation": full_screen_correlation(r, t, 0),
     }
+
+
+def average_metrics(per_movie: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each measure over movies (the paper reports per-movie values averaged over movies)."""
+    if not per_movie:
+        raise V1ReconError("no movies to average metrics over.")
+    keys = [k for k in per_movie[0] if all(k in m for m in per_movie)]
+    return {k: float(np.mean([m[k] for m in per_movie])) for k in keys}
