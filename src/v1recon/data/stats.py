@@ -3,7 +3,7 @@
 Statistics are accumulated one trial at a time, so a paper-size mouse (8000 neurons x 500 trials x 300 frames)
 never has to sit in memory: mean and standard deviation are merged exactly (Chan et al. pairwise update in
 float64), minimum and maximum exactly, and the median is taken from a seeded uniform sample of at most `budget`
-values per kind (exact whenever the kind holds fewer values than that).
+values per kind, at most 2**18 samples per channel (exact whenever the kind holds fewer values than that).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ class RunningSummary:
     `summary()` returns float32 arrays shaped (C,), or 0-d arrays when `scalar=True` (C must be 1).
     """
 
-    def __init__(self, n_channels: int, *, scalar: bool = False, budget: int = 1 << 23, seed: int = 0):
+    def __init__(self, n_channels: int, *, scalar: bool = False, budget: int = 1 << 22, seed: int = 0):
         self.n_channels = n_channels
         self.scalar = scalar
         self.count = 0
@@ -29,7 +29,7 @@ class RunningSummary:
         self.min = np.full(n_channels, np.inf)
         self.max = np.full(n_channels, -np.inf)
         # Bottom-k sampling: each column gets a random key; the `cap` smallest keys form a uniform sample.
-        self.cap = max(256, budget // max(n_channels, 1))
+        self.cap = int(np.clip(budget // max(n_channels, 1), 256, 1 << 18))
         self._rng = np.random.default_rng(seed)
         self._keys = np.empty(0)
         self._kept = np.empty((n_channels, 0), np.float32)
