@@ -41,3 +41,41 @@ def check_encoder_inputs(video: torch.Tensor, behaviour: torch.Tensor, min_frame
         )
     if video.shape[1] < min_frames:
         raise V1ReconError(f"trial has {video.shape[1]} frames, fewer than the {min_frames} the encoder needs.")
+
+
+class MultiMouseModel(torch.nn.Module):
+    """A network with a shared core and one readout per mouse; what the trainer trains.
+
+    Subclasses set `neuron_counts` (neurons per mouse, readout order), `context_frames` (frames of history needed
+    before the first fully predicted frame), `train_clip_frames` (clip length `train_forward` expects) and
+    `architecture` + `kwargs` (enough to rebuild the model: `build_architecture(architecture, **kwargs)`).
+    """
+
+    architecture: str = ""
+    neuron_counts: list[int]
+    context_frames: int
+    train_clip_frames: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kwargs: dict = {}
+
+    @property
+    def config(self) -> dict:
+        """Plain-data description from which the same architecture can be rebuilt."""
+        return {"architecture": self.architecture, "kwargs": dict(self.kwargs)}
+
+    def check_mouse(self, mouse: int) -> int:
+        if not 0 <= int(mouse) < len(self.neuron_counts):
+            raise V1ReconError(f"mouse index {mouse} is out of range for a model of {len(self.neuron_counts)} mice.")
+        return int(mouse)
+
+    def forward(self, video: torch.Tensor, behaviour: torch.Tensor, mouse: int) -> torch.Tensor:
+        """Whole clips (B, T, 36, 64) and (B, 4, T) -> responses (B, N_mouse, T)."""
+        raise NotImplementedError
+
+    def train_forward(
+        self, video: torch.Tensor, behaviour: torch.Tensor, mouse: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training clip of `train_clip_frames` frames -> (pred (B, N, K), frame_index (K,) long)."""
+        raise NotImplementedError

@@ -1,0 +1,110 @@
+"""Adapters to the Encoder contract: one mouse of a multi-mouse model, and the mean of several encoders."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import torch
+
+from v1recon.device import autocast
+from v1recon.errors import V1ReconError
+from v1recon.models.base import Encoder, MultiMouseModel, check_encoder_inputs
+
+
+@contextlib.contextmanager
+def inference_mode(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode and frozen weights for the duration (gradients still flow to the inputs); restored after."""
+    was_training = model.training
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in grads:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in grads:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+class BoundEncoder:
+    """A multi-mouse model bound to one mouse: encoder(video (B,T,36,64), behaviour (B,4,T)) -> (B, N, T).
+
+    Runs in eval mode with the weights frozen (the model is left as it was found), on the model's device with
+    bf16 autocast on CUDA; returns float32 on the device of the input video. Differentiable in the video.
+    """
+
+    def __init__(self, model: MultiMouseModel, mouse: int, name: str | None = None) -> None:
+        self.model = model
+        self.mouse = model.check_mouse(mouse)
+        self.n_neurons = int(model.neuron_counts[self.mouse])
+        self.context_frames = int(model.context_frames)
+        self.name = name or f"{model.architecture}[{self.mouse}]"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def __repr__(self) -> str:
+        return f"BoundEncoder({self.name}, n_neurons={self.n_neurons})"
+
+    def _inputs(self, video: torch.Tensor, behaviour: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        check_encoder_inputs(video, behaviour)
+        return video.to(self.device, torch.float32), behaviour.to(self.device, torch.float32)
+
+    def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
+        v, b = self._inputs(video, behaviour)
+        with inference_mode(self.model), autocast(self.device):
+            out = self.model(v, b, self.mouse)
+        return out.float().to(video.device)
+
+    @property
+    def windowed(self) -> bool:
+        """True when the model predicts fixed windows (DwiseNeuro) and offers `predict_windows`."""
+        return hasattr(self.model, "predict_windows")
+
+    def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
+        """Windowed models only: the windows ending at frames `ends` -> (B, len(ends), N, 16)."""
+        if not self.windowed:
+            raise V1ReconError(f"{self.name}: a {self.model.architecture} model does not predict windows.")
+        v, b = self._inputs(video, behaviour)
+        with inference_mode(self.model), autocast(self.device):
+            out = self.model.predict_windows(v, b, self.mouse, ends)
+        return out.float().to(video.device)
+
+
+class EnsembleEncoder:
+    """The mean prediction of several encoders of the same neurons (Encoder contract)."""
+
+    def __init__(self, encoders: Sequence[Encoder]) -> None:
+        if not encoders:
+            raise V1ReconError("an ensemble needs at least one encoder.")
+        counts = {int(e.n_neurons) for e in encoders}
+        if len(counts) != 1:
+            raise V1ReconError(f"ensemble members predict different neuron counts {sorted(counts)}.")
+        self.encoders = list(encoders)
+        self.n_neurons = counts.pop()
+        self.context_frames = max(int(getattr(e, "context_frames", 0)) for e in encoders)
+
+    def __len__(self) -> int:
+        return len(self.encoders)
+
+    def __repr__(self) -> str:
+        return f"EnsembleEncoder({len(self.encoders)} encoders, n_neurons={self.n_neurons})"
+
+    def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
+        total = None
+        for encoder in self.encoders:
+            pred = encoder(video, behaviour)
+            total = pred if total is None else total + pred
+        return total / len(self.encoders)
+
+    @property
+    def windowed(self) -> bool:
+        return all(getattr(e, "windowed", False) for e in self.encoders)
+
+    def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
+        if not self.windowed:
+            raise V1ReconError("not every ensemble member predicts windows.")
+        return sum(e.predict_windows(video, behaviour, ends) for e in self.encoders) / len(self.encoders)

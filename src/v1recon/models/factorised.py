@@ -1,0 +1,234 @@
+"""A fast encoder: factorised causal 3-D convolution core and a Gaussian-position readout per mouse.
+
+Built for CPUs and for the thousands of forward/backward passes of a reconstruction:
+- the frame is average-pooled (mouse V1 receptive fields are coarse), then each layer is a spatial convolution
+  followed by a causal temporal convolution (frame t sees frames t-k+1..t), BatchNorm and ELU;
+- each neuron reads the last feature map at one learned position (bilinear sampling), from that map and coarser
+  average-pooled copies of it (so a position far from the receptive field still gets a gradient), weighted by
+  learned per-neuron feature weights;
+- behaviour modulates each neuron (an additive drive and a multiplicative gain from pupil dilation, running
+  speed and pupil position) and the pupil centre shifts every readout position of the mouse (eye movements);
+- the output is softplus (or ELU + 1), non-negative.
+Whole trials run in one pass (no windows); the first `context_frames` frames see replicated first frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from v1recon.models.base import MultiMouseModel, check_encoder_inputs
+
+FAST3D_KWARGS = dict(
+    downsample=2,  # average-pool the 36x64 frame by this factor first
+    channels=(8, 32),  # feature channels of each layer
+    spatial_kernels=(7, 5),
+    spatial_strides=(1, 2),
+    temporal_kernels=(11, 5),
+    output="softplus",  # or "elu1"
+    train_predicted_frames=30,  # frames predicted per training clip (after the context)
+    behaviour=True,  # per-neuron drive and gain from behaviour
+    pupil_shift=True,  # per-mouse image shift from the pupil centre
+)
+
+
+class RunningNorm(nn.Module):
+    """Per-channel standardisation with statistics accumulated in training mode (cumulative mean and variance).
+
+    Inputs (B, C, T). The statistics freeze in eval mode, so a trained model normalises deterministically.
+    They can also be set from recording statistics with `set`.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(channels))
+        self.register_buffer("var", torch.ones(channels))
+        self.register_buffer("count", torch.zeros(()))
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        flat = x.detach().transpose(0, 1).reshape(x.shape[1], -1).float()
+        n = flat.shape[1]
+        if n == 0:
+            return
+        m, v = flat.mean(1), flat.var(1, unbiased=False)
+        total = self.count + n
+        delta = m - self.mean
+        self.var.copy_((self.count * self.var + n * v + delta**2 * self.count * n / total) / total)
+        self.mean.add_(delta * n / total)
+        self.count.copy_(total)
+
+    @torch.no_grad()
+    def set(self, mean, std) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.var.copy_(torch.as_tensor(std, dtype=torch.float32) ** 2)
+        self.count.fill_(1e9)  # trust these statistics over later batches
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.update(x)
+        return (x - self.mean[:, None]) / (self.var[:, None].sqrt() + 1e-6)
+
+
+class CausalLayer(nn.Module):
+    """Spatial conv (1, k, k) -> causal temporal conv (kt, 1, 1) -> BatchNorm3d -> ELU on (B, C, T, H, W)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, temporal_kernel: int) -> None:
+        super().__init__()
+        self.temporal_kernel = temporal_kernel
+        self.spatial = nn.Conv3d(c_in, c_out, (1, kernel, kernel), stride=(1, stride, stride),
+                                 padding=(0, kernel // 2, kernel // 2), bias=False)  # fmt: skip
+        self.temporal = nn.Conv3d(c_out, c_out, (temporal_kernel, 1, 1), bias=False)
+        self.bn = nn.BatchNorm3d(c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.spatial(x)
+        x = F.pad(x, (0, 0, 0, 0, self.temporal_kernel - 1, 0), mode="replicate")  # causal in time
+        return F.elu(self.bn(self.temporal(x)))
+
+
+class GaussianReadout(nn.Module):
+    """Per-neuron Gaussian spatial mask (centre in [-1, 1] screen units, learned width) and feature weights.
+
+    The response drive of neuron n at frame t is sum over channels c and positions p of
+    weight[n, c] * mask[n, p] * features[t, c, p]: one matrix product with a (C*h*w, N) matrix per call, the fastest
+    form on CPUs and GPUs. Masks start wide so that every neuron's centre gets a gradient, and narrow as they learn.
+    Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain.
+    """
+
+    def __init__(self, n_neurons: int, features: int, behaviour: bool) -> None:
+        super().__init__()
+        self.n_neurons = n_neurons
+        self.behaviour_norm = RunningNorm(4)
+        self.position = nn.Parameter(torch.empty(n_neurons, 2).uniform_(-0.5, 0.5))
+        self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(0.3)))
+        self.weight = nn.Parameter(torch.randn(n_neurons, features) / math.sqrt(features))
+        self.bias = nn.Parameter(torch.zeros(n_neurons))
+        self.behaviour_drive = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
+        self.behaviour_gain = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
+
+    def masks(self, h: int, w: int) -> torch.Tensor:
+        """Normalised spatial masks (N, h*w) on a grid of pixel centres in [-1, 1] (align_corners=False)."""
+        dev = self.position.device
+        ys = (torch.arange(h, device=dev) + 0.5) * 2 / h - 1
+        xs = (torch.arange(w, device=dev) + 0.5) * 2 / w - 1
+        d2 = (xs[None, None, :] - self.position[:, 0, None, None]) ** 2 + (
+            ys[None, :, None] - self.position[:, 1, None, None]
+        ) ** 2  # (N, h, w)
+        sigma2 = torch.exp(2 * self.log_sigma).clamp(min=1e-4)
+        return torch.softmax((-d2 / (2 * sigma2[:, None, None])).reshape(self.n_neurons, h * w), dim=1)
+
+    def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> torch.Tensor:
+        """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)."""
+        b, c, t, h, w = feats.shape
+        mask = (self.weight[:, :, None] * self.masks(h, w)[:, None, :]).reshape(self.n_neurons, c * h * w)
+        flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
+        drive = (flat @ mask.t()).reshape(b, t, self.n_neurons).transpose(1, 2) + self.bias[:, None]
+        if self.behaviour_drive is not None:
+            drive = drive + torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_drive)
+        return drive
+
+    def gain(self, behaviour_z: torch.Tensor) -> torch.Tensor | None:
+        if self.behaviour_gain is None:
+            return None
+        return torch.exp(torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain).clamp(-5, 5))
+
+
+class Shifter(nn.Module):
+    """Pupil centre (normalised, (B, 2, T)) -> per-frame image translation (eye movements), [-1, 1] units."""
+
+    def __init__(self, hidden: int = 8) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.zeros_(self.net[2].bias)
+
+    def forward(self, x: torch.Tensor, pupil_z: torch.Tensor) -> torch.Tensor:
+        """Translate frames x (B, 1, T, H, W) by the shift predicted from the pupil centre (bilinear, grey fill)."""
+        b, _, t, h, w = x.shape
+        shift = self.net(pupil_z.transpose(1, 2)).reshape(b * t, 2)
+        theta = torch.zeros(b * t, 2, 3, dtype=x.dtype, device=x.device)
+        theta[:, 0, 0] = 1.0
+        theta[:, 1, 1] = 1.0
+        theta = theta + F.pad(shift[:, :, None], (2, 0))  # last column = translation
+        grid = F.affine_grid(theta, (b * t, 1, h, w), align_corners=False)
+        frames = x.transpose(1, 2).reshape(b * t, 1, h, w)
+        return F.grid_sample(frames, grid, align_corners=False).reshape(b, t, 1, h, w).transpose(1, 2)
+
+
+class Fast3d(MultiMouseModel):
+    """Factorised causal 3-D convolution core shared across mice, one Gaussian readout (+ shifter) per mouse.
+
+    forward(video (B,T,36,64), behaviour (B,4,T), mouse) -> (B, N, T) for any T >= 1 in one causal pass.
+    """
+
+    architecture = "fast3d"
+
+    def __init__(self, neuron_counts, **kwargs) -> None:
+        super().__init__()
+        kw = {**FAST3D_KWARGS, **kwargs}
+        unknown = set(kw) - set(FAST3D_KWARGS)
+        if unknown:
+            raise TypeError(f"unknown fast3d arguments: {sorted(unknown)}")
+        for key in ("channels", "spatial_kernels", "spatial_strides", "temporal_kernels"):
+            kw[key] = tuple(int(v) for v in kw[key])
+        if kw["output"] not in ("softplus", "elu1"):
+            raise ValueError(f"output must be 'softplus' or 'elu1', got {kw['output']!r}")
+        self.kwargs = {"neuron_counts": [int(n) for n in neuron_counts], **kw}
+        self.neuron_counts = list(self.kwargs["neuron_counts"])
+        self.context_frames = sum(k - 1 for k in kw["temporal_kernels"])
+        self.train_clip_frames = self.context_frames + int(kw["train_predicted_frames"])
+        widths = (1, *kw["channels"])
+        self.core = nn.Sequential(
+            *[
+                CausalLayer(widths[i], widths[i + 1], kw["spatial_kernels"][i], kw["spatial_strides"][i],
+                            kw["temporal_kernels"][i])
+                for i in range(len(kw["channels"]))
+            ]
+        )  # fmt: skip
+        self.readouts = nn.ModuleList(GaussianReadout(n, widths[-1], kw["behaviour"]) for n in self.neuron_counts)
+        self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts) if kw["pupil_shift"] else None
+
+    def features(self, video: torch.Tensor, pupil_z: torch.Tensor | None = None, mouse: int = 0) -> torch.Tensor:
+        """(B, T, 36, 64) grey levels -> core features (B, C, T, h, w); frames shifted by the mouse's pupil centre."""
+        x = (video[:, None] - 127.5) / 64.0  # grey -> 0, roughly unit spread
+        if self.shifters is not None and pupil_z is not None:
+            x = self.shifters[mouse](x, pupil_z)
+        d = self.kwargs["downsample"]
+        if d > 1:
+            x = F.avg_pool3d(x, (1, d, d), ceil_mode=True)
+        return self.core(x)
+
+    def forward(self, video, behaviour, mouse):
+        mouse = self.check_mouse(mouse)
+        check_encoder_inputs(video, behaviour)
+        readout = self.readouts[mouse]
+        beh = readout.behaviour_norm(behaviour)
+        drive = readout(self.features(video, beh[:, 2:], mouse), beh)
+        out = F.softplus(drive) if self.kwargs["output"] == "softplus" else F.elu(drive) + 1.0
+        gain = readout.gain(beh)
+        return out if gain is None else out * gain
+
+    def train_forward(self, video, behaviour, mouse):
+        """A clip of `train_clip_frames` frames -> predictions for its frames after the context (B, N, K)."""
+        pred = self.forward(video, behaviour, mouse)
+        idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
+        return pred[:, :, idx], idx
+
+    @torch.no_grad()
+    def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
+        """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
+        self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
+
+    @torch.no_grad()
+    def set_response_mean(self, mouse: int, mean) -> None:
+        """Initialise the readout bias so that a zero drive predicts each neuron's mean response (N,)."""
+        mean = torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-3)
+        readout = self.readouts[self.check_mouse(mouse)]
+        if self.kwargs["output"] == "softplus":
+            readout.bias.copy_(mean + torch.log(-torch.expm1(-mean)))  # inverse softplus
+        else:
+            readout.bias.copy_(torch.where(mean >= 1, mean - 1, torch.log(mean)))  # inverse of elu + 1
