@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +41,9 @@ def _write_data(root: Path, rng: np.random.Generator) -> Path:
     # What the simulator leaves beside the mouse folders.
     from v1recon.report import figures
 
-    (root / "simulation.png").write_bytes(figures.behaviour_figure(trials[0].behaviour, "simulated behaviour"))
-    write_json(root / "calibration.json", {"noise": {"single_trial_corr_truth": 0.41, "gain": 1.5}})
+    (root / f"{MOUSE}.png").write_bytes(figures.behaviour_figure(trials[0].behaviour, "simulated behaviour"))
+    write_json(root / f"{MOUSE}.truth.json", {"calibration": {"single_trial_correlation_median": 0.78}})
+    write_json(root / "simulation.json", {"preset": "tiny", "seed": 0, "seconds": 24.8, "mice": [{"seconds": 11.6}]})
     return path
 
 
@@ -104,8 +106,11 @@ def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", 
         )
     if "masks" in stages:
         yy, xx = np.mgrid[:H, :W]
-        save_npz(run / "masks" / f"{MOUSE}.npz", mask=1.6 * np.exp(-((xx - 32) ** 2 + (yy - 18) ** 2) / 200.0))
-        write_json(run / "masks" / f"{MOUSE}.json", {"update_fraction": 0.3, "seconds": 2.0})
+        alpha = 1.6 * np.exp(-((xx - 32) ** 2 + (yy - 18) ** 2) / 200.0)
+        save_npz(run / "masks" / f"{MOUSE}.npz", alpha=alpha, update_mask=alpha >= 0.5, eval_mask=alpha >= 1)
+        write_json(
+            run / "masks" / f"{MOUSE}.json", {"mask": {"update_pixels": 300, "eval_pixels": 120}, "seconds": 2.0}
+        )
     if "reconstructions" in stages:
         _write_reconstructions(run, data / MOUSE, rng)
     return run
@@ -150,9 +155,17 @@ def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator
 
 
 # -- tests ---------------------------------------------------------------------------------------------------------
-def test_report_is_self_contained_and_has_every_section(tmp_path):
-    run = make_run(tmp_path)
-    path = write_report(run, compute=False)
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Path:
+    """A run with every stage, its report written once (the tests only read)."""
+    run = make_run(tmp_path_factory.mktemp("report"))
+    write_report(run, compute=False)
+    return run
+
+
+def test_report_is_self_contained_and_has_every_section(full_run):
+    run = full_run
+    path = run / "report.html"
     assert path == run / "report.html"
     page = path.read_text()
     for anchor in ("summary", "data", "encoders", "reconstructions", "paper", "run"):
@@ -169,8 +182,8 @@ def test_report_is_self_contained_and_has_every_section(tmp_path):
     assert "This section could not be rendered" not in page
 
 
-def test_report_numbers_agree_with_the_files(tmp_path):
-    run = make_run(tmp_path)
+def test_report_numbers_agree_with_the_files(full_run):
+    run = full_run
     values = comparison_values(run)
     # Headline: mean over trials of the sidecars' video correlation.
     sidecars = [json.loads(p.read_text()) for p in sorted((run / "reconstructions").rglob("trial-*.json"))]
@@ -180,11 +193,11 @@ def test_report_numbers_agree_with_the_files(tmp_path):
     assert values["encoder_single_trial_corr"] == pytest.approx(0.22)
     # Unsmoothed: the plain per-model average, here identical to the stored video.
     assert values["video_corr_no_smoothing"] == pytest.approx(expected, abs=1e-5)
-    page = write_report(run, compute=False).read_text()
+    page = (run / "report.html").read_text()
     sd = np.std([s["metrics"]["video_correlation"] for s in sidecars], ddof=1)
-    assert f"{expected:.3f} \u00b1 {sd:.3f} (n = 2)" in page
+    assert f"<td>{expected:.3f} \u00b1 {sd:.3f}</td>" in page
     assert "0.900" in page  # the oracle beside ours
-    assert "1.60" in page or "ratio to true model" in page
+    assert '<td class="num">0.625</td>' in page  # ensemble / true model single-trial r = 0.25 / 0.40
 
 
 def test_missing_stages_are_named_with_their_command(tmp_path):
@@ -198,13 +211,15 @@ def test_missing_stages_are_named_with_their_command(tmp_path):
     assert "This section could not be rendered" not in page
 
 
-def test_broken_files_do_not_break_the_report(tmp_path):
-    run = make_run(tmp_path)
+def test_broken_files_do_not_break_the_report(full_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(full_run, run)
     (run / "evaluation" / "encoders.json").write_text("{not json")
     (run / "models" / "model-0.log.csv").write_text("epoch,train_loss\n1,abc\n")
     np.savez(run / "reconstructions" / "final_test" / MOUSE / "trial-4.npz", video=np.zeros(3))
     page = write_report(run, compute=False).read_text()
-    assert 'id="reconstructions"' in page
+    assert "evaluation/encoders.json could not be read" in page
+    assert page.count("<video ") == 2  # the good trials still show
 
 
 def test_not_a_run_folder_is_one_sentence(tmp_path):

@@ -51,6 +51,7 @@ def training_curves(logs: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
             x = np.asarray(cols.get("epoch", np.arange(1, len(y) + 1)), dtype=float)
             ax.plot(x, y, marker="o", ms=3, lw=1.2, color=COLOURS[i % len(COLOURS)], label=name)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(_curve_label(q))
         ax.set_title(q.replace("_", " "))
         ax.grid(alpha=0.3)
@@ -115,7 +116,7 @@ def mask_figure(mask: np.ndarray, title: str, rfs: np.ndarray | None = None, max
     im = ax.imshow(mask, cmap="viridis", extent=extent, vmin=0, vmax=max(1.0, float(np.nanmax(mask))))
     _mask_borders(ax, mask)
     fig.colorbar(im, ax=ax, fraction=0.03, label="mask value m")
-    ax.set_title(f"{title}: alpha mask (update m\u22650.5, evaluate m\u22651)")
+    ax.set_title(f"{title}: alpha mask")
     if rfs is not None:
         rfs = np.asarray(rfs, dtype=float)
         ax = axes[0][1]
@@ -239,14 +240,20 @@ def comparison_figure(rows: Sequence[tuple[str, float, float | None]]) -> bytes:
     ax.barh(y - 0.2, [r[1] for r in rows], 0.38, color="#8fa8d6", label="real data (published)")
     ours = [np.nan if r[2] is None else r[2] for r in rows]
     ax.barh(y + 0.2, ours, 0.38, color="#2e8b57", label="in-silico mouse (this run)")
-    ax.set_yticks(y, [r[0] for r in rows], fontsize=8)
+    ax.set_yticks(y, [_short(r[0]) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("correlation r")
     ax.set_xlim(0, 1)
-    ax.legend(fontsize=8, frameon=False, loc="lower right")
+    ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return to_png(fig)
+
+
+def _short(label: str, width: int = 48) -> str:
+    """Axis labels without the 'Video correlation: ' prefix, cut to `width` characters."""
+    label = label.removeprefix("Video correlation: ")
+    return label if len(label) <= width else label[: width - 1] + "\u2026"
 
 
 def optimisation_curves(curves: Mapping[str, np.ndarray]) -> bytes:

@@ -30,7 +30,7 @@ caption { caption-side:top; text-align:left; color:var(--muted); padding-bottom:
 th, td { border-bottom:1px solid var(--line); padding:4px 10px; text-align:left; vertical-align:top; }
 th { background:var(--panel); font-weight:600; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; white-space:nowrap; }
-tr.summary td { font-weight:600; background:#fafbfd; }
+tr.summary td { font-weight:600; background:#fafbfd; white-space:nowrap; }
 .cards { display:flex; flex-wrap:wrap; gap:14px; margin:12px 0; }
 .card { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:10px 16px; min-width:190px; }
 .card .value { font-size:26px; font-weight:600; font-variant-numeric:tabular-nums; }
@@ -39,7 +39,7 @@ tr.summary td { font-weight:600; background:#fafbfd; }
 figure { margin:10px 0 18px; }
 figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; background:#fff; }
 figcaption { color:var(--muted); font-size:13px; margin-top:4px; }
-.grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(360px, 1fr)); gap:16px; }
+.grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(540px, 1fr)); gap:16px; }
 .trial { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
 .trial h4 { margin:0 0 6px; color:var(--ink); }
 video { width:100%; max-width:640px; image-rendering:pixelated; background:#000; border-radius:4px; display:block; }
@@ -115,23 +115,28 @@ def table(
     rows: Iterable[Sequence[object]],
     caption: str | None = None,
     summary_rows: Iterable[Sequence[object]] = (),
-    digits: int = 3,
+    digits: int | Sequence[int] = 3,
+    align_numbers: bool = True,
 ) -> str:
-    """A table; numbers are right-aligned with `digits` decimals; `summary_rows` are set in bold at the end.
+    """A table; numbers get `digits` decimals (one value, or one per column) and are right-aligned unless
+    `align_numbers` is False (key-value tables); `summary_rows` are set in bold at the end.
 
     Cells that are already HTML can be passed as `Raw`.
     """
+    per_column = [digits] * len(headers) if isinstance(digits, int) else list(digits)
 
-    def cell(value: object) -> str:
+    def cell(value: object, column: int) -> str:
         if isinstance(value, Raw):
             return f"<td>{value}</td>"
-        if is_number(value):
-            return f'<td class="num">{esc(fmt(value, digits))}</td>'
-        return f"<td>{esc(fmt(value, digits))}</td>"
+        text = esc(fmt(value, per_column[column] if column < len(per_column) else 3))
+        return f'<td class="num">{text}</td>' if align_numbers and is_number(value) else f"<td>{text}</td>"
+
+    def row_html(row: Sequence[object], cls: str = "") -> str:
+        return f"<tr{cls}>" + "".join(cell(v, i) for i, v in enumerate(row)) + "</tr>"
 
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(cell(v) for v in row) + "</tr>" for row in rows)
-    body += "".join('<tr class="summary">' + "".join(cell(v) for v in row) + "</tr>" for row in summary_rows)
+    body = "".join(row_html(row) for row in rows)
+    body += "".join(row_html(row, ' class="summary"') for row in summary_rows)
     cap = f"<caption>{esc(caption)}</caption>" if caption else ""
     return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 

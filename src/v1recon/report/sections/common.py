@@ -17,13 +17,13 @@ def mean_sd_n(values: Iterable[float | None]) -> tuple[float | None, float | Non
     return float(v.mean()), (float(v.std(ddof=1)) if v.size > 1 else None), int(v.size)
 
 
-def mean_sd_text(values: Iterable[float | None], digits: int = 3) -> str:
-    """'0.412 ± 0.051 (n = 8)'; '—' when there is nothing."""
+def mean_sd_text(values: Iterable[float | None], digits: int = 3, with_n: bool = True) -> str:
+    """'0.412 ± 0.051 (n = 8)' (without the count when `with_n` is False); '—' when there is nothing."""
     mean, sd, n = mean_sd_n(values)
     if mean is None:
         return "\u2014"
     spread = f" \u00b1 {sd:.{digits}f}" if sd is not None else ""
-    return f"{mean:.{digits}f}{spread} (n = {n})"
+    return f"{mean:.{digits}f}{spread}" + (f" (n = {n})" if with_n else "")
 
 
 def missing(what: str, command: str) -> str:

@@ -17,7 +17,7 @@ TIER_ORDER = ("train", "oracle", "live_test", "final_test", "live_bonus", "final
 
 
 def data_section(ctx) -> str:
-    parts = [_data_folder_line(ctx)]
+    parts = [_data_folder_line(ctx), _simulation_summary(ctx)]
     if not ctx.recordings:
         parts.append(
             H.note(
@@ -31,7 +31,7 @@ def data_section(ctx) -> str:
         parts.append(_mouse_screen(ctx, name))
         if name in ctx.recordings:
             parts.append(_behaviour(ctx.recordings[name]))
-    parts.append(_simulation(ctx))
+        parts.append(_simulated_mouse(ctx, name))
     return "".join(parts)
 
 
@@ -61,7 +61,8 @@ def _tier_table(recordings: dict[str, Any]) -> str:
 
 
 def _truth_rfs(ctx, name: str) -> np.ndarray | None:
-    """Spatial RFs (N, 36, 64) of the in-silico mouse's true model, when it exists and computing is allowed."""
+    """RF maps (N, 36, 64) of the in-silico mouse's true model (Gaussian envelopes when the model offers them),
+    when it exists and computing is allowed."""
     if not ctx.compute or name not in ctx.mouse_paths():
         return None
     try:
@@ -69,7 +70,9 @@ def _truth_rfs(ctx, name: str) -> np.ndarray | None:
     except ImportError:
         return None
     truth = load_truth(ctx.mouse_paths()[name])
-    return None if truth is None else np.asarray(truth.receptive_fields())
+    if truth is None:
+        return None
+    return np.asarray(truth.rf_envelopes() if hasattr(truth, "rf_envelopes") else truth.receptive_fields())
 
 
 def _mouse_screen(ctx, name: str) -> str:
@@ -88,11 +91,18 @@ def _mouse_screen(ctx, name: str) -> str:
         out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
         mask = np.zeros(FRAME_SHAPE)
     caption = (
-        "Left: the alpha mask (population receptive field learned through the encoders); white border: pixels "
+        "The alpha mask (population receptive field learned through the encoders); white border: pixels "
         "updated during reconstruction (m \u2265 0.5), red: pixels evaluated (m \u2265 1)."
     )
     if rfs is not None:
-        caption += " Middle: half-maximum contours of the true receptive fields; right: their summed magnitude."
+        caption = (
+            "Left: "
+            + caption[4:]
+            + (
+                " Middle: half-maximum contours of the true receptive fields of the in-silico mouse; right: their "
+                "summed magnitude (the population receptive field) with the mask borders."
+            )
+        )
     out.append(H.image(figures.mask_figure(mask, name, rfs), f"mask and receptive fields of {name}", caption))
     if mask_entry and mask_entry.get("sidecar"):
         out.append(_mask_numbers(mask_entry["sidecar"]))
@@ -127,29 +137,49 @@ def _behaviour(rec) -> str:
     return H.image(png, f"behaviour of {rec.name}", "Pupil dilation, running speed and pupil centre over one trial.")
 
 
-def _simulation(ctx) -> str:
-    """Figures (PNG) and calibration (JSON) that the simulator wrote beside the mouse folders."""
+def sim_folder(ctx) -> Path | None:
+    """The folder holding the mouse folders (and, for in-silico mice, simulation.json and the truth files)."""
     if ctx.data_dir is None:
-        return ""
-    folder = ctx.data_dir if not (ctx.data_dir / "meta").is_dir() else ctx.data_dir.parent
-    pngs = sorted(folder.glob("*.png"))
-    jsons = sorted(p for p in folder.glob("*.json"))
-    if not pngs and not jsons:
-        return ""
-    parts = ["<h3>In-silico mouse</h3>"]
-    for png in pngs:
-        parts.append(H.image(png.read_bytes(), png.stem, f"{png.name} (written by v1recon simulate)."))
-    for path in jsons:
-        parts.append(_calibration(path))
-    return "".join(parts)
+        return None
+    return ctx.data_dir.parent if (ctx.data_dir / "meta").is_dir() else ctx.data_dir
 
 
-def _calibration(path: Path) -> str:
-    content = collect.read_json_quiet(path)
+def _simulation_summary(ctx) -> str:
+    """What `v1recon simulate` recorded about the whole simulation (OUT/simulation.json)."""
+    folder = sim_folder(ctx)
+    content = collect.read_json_quiet(folder / "simulation.json") if folder else None
     if content is None:
-        return H.note(f"{path.name} could not be read.")
-    nums = {k: v for k, v in collect.flat_numbers(content).items() if not k.startswith("provenance")}
-    table = H.table(["quantity", "value"], list(nums.items())[:40], caption=f"{path.name}") if nums else ""
-    from v1recon.report.build import dumps
+        return ""
+    rows = [[k, content[k]] for k in ("preset", "seed", "seconds", "disk_bytes") if k in content]
+    config = content.get("preset_config")
+    if isinstance(config, dict):
+        rows += [[f"preset.{k}", v] for k, v in config.items() if not isinstance(v, (dict, list))]
+    intro = "<p>The mice of this run are in-silico mice: their ground truth is known (v1recon simulate).</p>"
+    return intro + H.table(["simulation", "value"], rows, caption="simulation.json", align_numbers=False)
 
-    return table + H.pre_json(dumps(content), f"{path.name} (full file)")
+
+def _simulated_mouse(ctx, name: str) -> str:
+    """The simulator's figure of a mouse (OUT/<mouse>.png) and its noise calibration (OUT/<mouse>.truth.json)."""
+    folder = sim_folder(ctx)
+    if folder is None:
+        return ""
+    parts = []
+    png = folder / f"{name}.png"
+    if png.is_file():
+        parts.append(
+            H.image(
+                png.read_bytes(),
+                f"simulation figure of {name}",
+                f"{png.name}: the in-silico mouse as simulated (written by v1recon simulate).",
+            )
+        )
+    truth = collect.read_json_quiet(folder / f"{name}.truth.json")
+    calibration = truth.get("calibration") if truth else None
+    if isinstance(calibration, dict):
+        nums = collect.flat_numbers(calibration)
+        caption = (
+            f"{name}.truth.json, calibration: how well single-trial responses follow the noise-free rates "
+            "(correlation r; the best any encoder can do)."
+        )
+        parts.append(H.table(["calibration", "value"], list(nums.items()), caption=caption))
+    return "".join(parts)

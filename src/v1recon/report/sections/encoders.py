@@ -33,6 +33,8 @@ def ceilings(rows: list[tuple[str, str, dict[str, float]]]) -> dict[str, dict[st
 
 def _evaluation(ctx) -> str:
     if ctx.evaluation is None:
+        if (ctx.run_dir / "evaluation" / "encoders.json").is_file():
+            return H.note("evaluation/encoders.json could not be read (not valid JSON); rerun v1recon evaluate RUN.")
         return missing("No encoder evaluation yet", "v1recon evaluate RUN")
     rows = collect.encoder_rows(ctx.evaluation)
     if not rows:

@@ -28,6 +28,7 @@ METRICS = (
     "response_correlation",
 )
 UNITS = {"rmse": "grey levels", "psnr": "dB"}
+DIGITS = {"rmse": 2, "psnr": 2}
 # Reference reconstructions shown beside ours: name -> words a set's folder or sidecar key contains.
 REFERENCES = {
     "oracle": ("oracle", "truth_model", "true_model"),
@@ -36,7 +37,7 @@ REFERENCES = {
 VIDEO_KEYS = ("video", "reconstruction", "recon")
 TRUTH_KEYS = ("truth", "target", "ground_truth")
 MASK_KEYS = ("eval_mask", "evaluation_mask", "mask")
-STRIP_FRAMES = 6
+STRIP_FRAMES = 4
 
 
 @dataclass
@@ -149,9 +150,14 @@ def _metrics_table(views: list[TrialView]) -> str:
     rows = [
         [v.files.trial_id, *[v.metrics.get(m) for m in metrics], *[v.references.get(r) for r in refs]] for v in views
     ]
-    summary = ["mean \u00b1 SD (n)"]
-    summary += [mean_sd_text([v.metrics.get(m) for v in views], 2 if m == "psnr" else 3) for m in metrics]
-    summary += [mean_sd_text([v.references.get(r) for v in views]) for r in refs]
+    digits = [0, *[DIGITS.get(m, 3) for m in metrics], *[3] * len(refs)]
+    columns = [[v.metrics.get(m) for v in views] for m in metrics] + [
+        [v.references.get(r) for v in views] for r in refs
+    ]
+    summary = [
+        ["mean \u00b1 SD", *[mean_sd_text(c, d, with_n=False) for c, d in zip(columns, digits[1:], strict=True)]],
+        ["n", *[mean_sd_n(c)[2] for c in columns]],
+    ]
     caption = (
         f"Every metric per trial, frames {EVAL_START_FRAME} on, inside the evaluation mask (full-screen correlation: "
         "all pixels). Oracle: reconstruction through the true model of the in-silico mouse from the same responses; "
@@ -159,7 +165,7 @@ def _metrics_table(views: list[TrialView]) -> str:
     )
     if not metrics:
         return H.note("These trials carry no metrics and no truth to compute them from.")
-    return H.table(headers, rows, caption=caption, summary_rows=[summary])
+    return H.table(headers, rows, caption=caption, summary_rows=summary, digits=digits)
 
 
 def _metric_plot(views: list[TrialView]) -> str:

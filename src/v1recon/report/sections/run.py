@@ -45,7 +45,7 @@ def _config(info: dict[str, Any]) -> str:
                 )
     if not rows:
         return H.note("run.json names no configuration.")
-    return H.table(["setting", "value"], rows, digits=6)
+    return H.table(["setting", "value"], rows, digits=6, align_numbers=False)
 
 
 def _seconds(content: Any) -> dict[str, float]:
@@ -62,6 +62,12 @@ def _timings(ctx) -> str:
     rows: list[list[object]] = []
     for key, value in _seconds(ctx.info.get("timings")).items():
         rows.append(["training (run.json)", key, value])
+    from v1recon.report.sections.data import sim_folder
+
+    folder = sim_folder(ctx)
+    simulation = collect.read_json_quiet(folder / "simulation.json") if folder else None
+    for key, value in _seconds({k: v for k, v in (simulation or {}).items() if k != "mice"}).items():
+        rows.append(["simulation (simulation.json)", key, value])
     for m in ctx.models:
         extra = (m.sidecar or {}).get("extra", m.sidecar or {})
         if isinstance(extra, dict) and extra.get("train_seconds") is not None:
@@ -90,4 +96,4 @@ def _versions(prov: dict[str, Any], ctx) -> str:
             rows += [[f"{k} (training)", p[k]] for k in HARDWARE_KEYS if k in p and k not in prov]
     if not rows:
         return H.note("run.json records no provenance (versions, hardware).")
-    return H.table(["item", "value"], rows)
+    return H.table(["item", "value"], rows, align_numbers=False)

@@ -19,11 +19,11 @@ def summary_section(ctx) -> str:
         views = main_views(ctx)
         mean, sd, n = mean_sd_n([v.metrics.get("video_correlation") for v in views])
         oracle = mean_sd_n([v.references.get("oracle") for v in views])[0]
-        spread = f" \u00b1 {sd:.3f}" if sd is not None else ""
+        spread = f"SD {sd:.3f}, " if sd is not None else ""
         cards.append(
             (
                 f"{mean:.3f}",
-                f"video correlation{spread}, n = {n} trials",
+                f"mean video correlation ({spread}n = {n} trials)",
                 f"published on real data: {format_published(PUBLISHED_BY_KEY['video_corr'])}",
             )
         )
