@@ -1,0 +1,72 @@
+"""Observation model of the in-silico mouse: spike rates -> noisy, non-negative deconvolved-trace-like responses.
+
+Spikes are overdispersed: the rate of every neuron is multiplied by a slow log-normal gain fluctuation (mean 1,
+sigma 0.5, time constant 1 s; trial-to-trial and within-trial excitability changes) and by a gamma variable per
+frame, so counts are negative binomial (gamma-Poisson); every spike carries a gamma-distributed transient
+amplitude, and the events are smoothed by the same causal calcium kernel that the
+ground-truth model applies to its rates. So the expectation of a sampled response is exactly the model's output
+(`GroundTruthV1.forward`), and responses are >= 0 and sparse like deconvolved two-photon traces.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import lfilter
+
+RATE_SHAPE = 1.0  # gamma shape of the per-frame rate fluctuation (lower = more overdispersed)
+AMPLITUDE_SHAPE = 2.0  # gamma shape of the transient amplitude per spike (mean 1)
+GAIN_SIGMA = 0.5  # std of the log of the slow gain fluctuation
+GAIN_TAU_FRAMES = 30.0  # its time constant (1 s)
+
+
+def sample_responses(
+    rng: np.random.Generator,
+    spike_rate: np.ndarray,
+    calcium_kernel: np.ndarray,
+    rate_shape: float = RATE_SHAPE,
+    amplitude_shape: float = AMPLITUDE_SHAPE,
+    gain_sigma: float = GAIN_SIGMA,
+    gain_tau_frames: float = GAIN_TAU_FRAMES,
+) -> np.ndarray:
+    """Noisy responses (..., N, T) float32 >= 0 from spike rates (..., N, T) in spikes per frame.
+
+    rate' = rate x exp(gain_sigma x OU(gain_tau_frames) - gain_sigma^2 / 2); counts ~ Poisson(Gamma(rate_shape,
+    rate' / rate_shape)); each spike adds a Gamma(amplitude_shape) transient of mean 1; the sum per frame is
+    filtered by `calcium_kernel` (L,), lag 0 first, along time. E[response] = calcium_kernel * rate.
+    """
+    rate = np.clip(np.asarray(spike_rate, np.float64), 0, None)
+    if gain_sigma > 0:
+        a = np.exp(-1.0 / gain_tau_frames)
+        walk = rng.standard_normal(rate.shape)
+        walk[..., 0] /= np.sqrt(1 - a**2)  # start in the stationary distribution
+        slow = lfilter([np.sqrt(1 - a**2)], [1.0, -a], walk, axis=-1)
+        rate = rate * np.exp(gain_sigma * slow - gain_sigma**2 / 2)
+    counts = rng.poisson(rng.gamma(rate_shape, rate / rate_shape))
+    events = np.where(counts > 0, rng.gamma(np.maximum(counts, 1) * amplitude_shape, 1.0 / amplitude_shape), 0.0)
+    return lfilter(np.asarray(calcium_kernel, np.float64), [1.0], events, axis=-1).astype(np.float32)
+
+
+class CorrelationMeter:
+    """Per-neuron Pearson correlation between predictions and responses, accumulated over trials.
+
+    Trials are concatenated along time (the Sensorium single-trial correlation, here without dropping frames).
+    """
+
+    def __init__(self, n_neurons: int):
+        self.n = 0
+        self.sums = np.zeros((5, n_neurons))  # x, y, xx, yy, xy
+
+    def update(self, prediction: np.ndarray, responses: np.ndarray) -> None:
+        """prediction, responses (N, T)."""
+        x, y = np.asarray(prediction, np.float64), np.asarray(responses, np.float64)
+        self.n += x.shape[1]
+        self.sums += np.stack([x.sum(1), y.sum(1), (x * x).sum(1), (y * y).sum(1), (x * y).sum(1)])
+
+    def correlation(self) -> np.ndarray:
+        """(N,) correlations; 0 where either signal is constant."""
+        sx, sy, sxx, syy, sxy = self.sums / max(self.n, 1)
+        cov = sxy - sx * sy
+        var = (sxx - sx**2) * (syy - sy**2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = cov / np.sqrt(var)
+        return np.nan_to_num(np.where(var > 0, r, 0.0))

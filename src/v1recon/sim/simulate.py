@@ -1,0 +1,213 @@
+"""Simulate in-silico mice: stimuli + behaviour -> ground-truth rates -> noisy responses -> Sensorium folders.
+
+Layout written by `simulate(out, preset, n_mice, seed)`:
+
+    OUT/<mouse>/                       Sensorium-layout recording (v1recon.data.write_recording)
+    OUT/<mouse>.truth.safetensors      ground-truth model parameters (GroundTruthV1.load / load_truth)
+    OUT/<mouse>.truth.json             its config, behaviour constants and noise calibration
+    OUT/<mouse>.png                    figure: RF mosaic, population RF, responses vs rates, behaviour
+    OUT/simulation.json                preset, seed, per-mouse summary, timing, disk size, provenance
+
+Tiers per mouse: train (natural movies from training photographs), oracle, live_test and final_test (each a
+few test movies shown repeatedly, responses present). Test movies are shared by all mice of one seed (as in the
+Sensorium release), training movies and RF layouts differ between mice. Trial ids are shuffled.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from v1recon.errors import V1ReconError
+from v1recon.sim.behaviour import EyeAndBody, behaviour_trace, random_eye_and_body
+from v1recon.sim.model import GroundTruthV1, truth_path
+from v1recon.sim.observation import CorrelationMeter, sample_responses
+from v1recon.sim.stimuli import natural_movie
+
+TEST_TIERS = ("oracle", "live_test", "final_test")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Size of one simulated mouse."""
+
+    n_neurons: int
+    n_train: int  # training trials (one natural movie each)
+    n_test_movies: int  # distinct movies per test tier (oracle, live_test, final_test)
+    n_repeats: int  # repeats of each test movie
+    n_frames: int  # frames per trial (30 Hz)
+    pad_frames: int  # NaN padding after the valid frames, as in the public release
+
+    @property
+    def n_trials(self) -> int:
+        return self.n_train + len(TEST_TIERS) * self.n_test_movies * self.n_repeats
+
+    def disk_bytes(self) -> int:
+        """Bytes of one mouse folder (float32 video, responses, behaviour, pupil centre, padded)."""
+        per_frame = 4 * (36 * 64 + self.n_neurons + 4)
+        return self.n_trials * per_frame * (self.n_frames + self.pad_frames)
+
+
+PRESETS = {
+    "tiny": Preset(n_neurons=60, n_train=16, n_test_movies=2, n_repeats=3, n_frames=90, pad_frames=10),
+    "default": Preset(n_neurons=1000, n_train=200, n_test_movies=6, n_repeats=10, n_frames=300, pad_frames=15),
+    "paper": Preset(n_neurons=8000, n_train=350, n_test_movies=6, n_repeats=10, n_frames=300, pad_frames=15),
+}
+
+
+def mouse_name(seed: int, index: int) -> str:
+    return f"insilico-s{seed}-m{index}"
+
+
+def _plan(preset: Preset, rng: np.random.Generator) -> list[tuple[str, int]]:
+    """Presentation order: (tier, movie index) for every trial, shuffled; test movies repeated."""
+    plan = [("train", i) for i in range(preset.n_train)]
+    for t, tier in enumerate(TEST_TIERS):
+        for m in range(preset.n_test_movies):
+            plan += [(tier, t * preset.n_test_movies + m)] * preset.n_repeats
+    order = rng.permutation(len(plan))
+    return [plan[i] for i in order]
+
+
+def _movie(rng: np.random.Generator, preset: Preset, tier: str, index: int, test_movies: list[np.ndarray]):
+    """A fresh training movie, or the test movie `index` (repeated across trials)."""
+    return natural_movie(rng, preset.n_frames, "train") if tier == "train" else test_movies[index]
+
+
+def simulate_mouse(
+    path: Path,
+    model: GroundTruthV1,
+    eye: EyeAndBody,
+    preset: Preset,
+    seed: int,
+    test_movies: list[np.ndarray],
+    progress: bool = True,
+) -> dict:
+    """Simulate one mouse into the folder `path` (must not exist); returns its summary (noise calibration)."""
+    from tqdm import tqdm
+
+    from v1recon.data import Trial, write_recording
+
+    rng = np.random.default_rng([seed, 2])
+    plan = _plan(preset, rng)
+    trial_ids = rng.permutation(len(plan))  # ids are not in presentation order
+    meter = CorrelationMeter(model.n_neurons)
+    calcium = model.calcium.numpy().astype(np.float64)
+    batch = max(1, min(8, 4000 // model.n_neurons))
+    bar = tqdm(total=len(plan), desc=path.name, unit="trial", disable=not progress, leave=False)
+    keep = {"example": None}
+
+    def trials() -> Iterator[Trial]:
+        for start in range(0, len(plan), batch):
+            chunk = plan[start : start + batch]
+            videos = np.stack([_movie(rng, preset, tier, m, test_movies) for tier, m in chunk])
+            behaviour = np.stack([behaviour_trace(rng, preset.n_frames, eye) for _ in chunk])
+            with torch.no_grad():
+                expected, rate = model(torch.from_numpy(videos), torch.from_numpy(behaviour), return_spike_rate=True)
+            responses = sample_responses(rng, rate.numpy(), calcium)
+            expected = expected.numpy()
+            for j, (tier, _) in enumerate(chunk):
+                if tier != "train":
+                    meter.update(expected[j], responses[j])
+                    if keep["example"] is None:
+                        keep["example"] = (videos[j], behaviour[j], expected[j], responses[j])
+                yield Trial(int(trial_ids[start + j]), tier, videos[j], responses[j], behaviour[j])
+            bar.update(len(chunk))
+
+    units = np.arange(1, model.n_neurons + 1)
+    write_recording(path, trials(), units, model.coordinates.numpy(), pad_to=preset.n_frames + preset.pad_frames)
+    bar.close()
+    corr = meter.correlation()
+    return {
+        "name": path.name,
+        "n_neurons": model.n_neurons,
+        "n_trials": len(plan),
+        "single_trial_correlation_median": float(np.median(corr)),
+        "single_trial_correlation_mean": float(np.mean(corr)),
+        "single_trial_correlation_quartiles": [float(q) for q in np.quantile(corr, [0.25, 0.75])],
+        "example": keep["example"],
+    }
+
+
+def simulate(
+    out: str | os.PathLike,
+    preset: str = "default",
+    n_mice: int = 2,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    figure: bool = True,
+    log=print,
+) -> dict:
+    """Write `n_mice` simulated mice into the folder `out` (layout in the module docstring); returns the summary.
+
+    The folder appears only when everything is written (atomic); an existing non-empty folder is refused unless
+    `overwrite`.
+    """
+    from v1recon.io import atomic_path, provenance, read_json, write_json
+
+    out = Path(out)
+    if preset not in PRESETS:
+        raise V1ReconError(f"{out}: unknown preset {preset!r} (known: {', '.join(PRESETS)}).")
+    if n_mice < 1:
+        raise V1ReconError(f"{out}: --mice must be at least 1, got {n_mice}.")
+    if out.exists() and not out.is_dir():
+        raise V1ReconError(f"{out}: output path exists and is not a folder.")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise V1ReconError(f"{out}: output folder already holds files; pass --overwrite to replace it.")
+    p = PRESETS[preset]
+    started = time.perf_counter()
+    test_rng = np.random.default_rng([seed, 1])  # shared by all mice of this seed
+    n_test = len(TEST_TIERS) * p.n_test_movies
+    test_movies = [natural_movie(test_rng, p.n_frames, "test") for _ in range(n_test)]
+    mice = []
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for k in range(n_mice):
+            t0 = time.perf_counter()
+            name = mouse_name(seed, k)
+            mouse_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
+            eye = random_eye_and_body(np.random.default_rng([mouse_seed, 3]))
+            config = {
+                "pupil_ref_x": eye.pupil_ref_x,
+                "pupil_ref_y": eye.pupil_ref_y,
+                "dilation_ref": eye.dilation_rest + 0.5 * eye.dilation_running,
+            }
+            model = GroundTruthV1.random(p.n_neurons, mouse_seed, config)
+            summary = simulate_mouse(tmp / name, model, eye, p, mouse_seed, test_movies, progress)
+            example = summary.pop("example")
+            summary["seconds"] = round(time.perf_counter() - t0, 1)
+            truth = model.save(truth_path(tmp / name))
+            meta = truth.with_suffix(".json")
+            write_json(meta, {**read_json(meta), "mouse": name, "behaviour": asdict(eye), "calibration": summary})
+            if figure:
+                from v1recon.sim.figure import mouse_figure
+
+                mouse_figure(tmp / f"{name}.png", model, example, title=name)
+            log(
+                f"{name}: {p.n_neurons} neurons, {summary['n_trials']} trials, median single-trial correlation "
+                f"of responses with the noise-free rates {summary['single_trial_correlation_median']:.3f} "
+                f"(test tiers), {summary['seconds']} s"
+            )
+            mice.append(summary)
+        result = {
+            "preset": preset,
+            "preset_config": asdict(p),
+            "seed": seed,
+            "mice": mice,
+            "seconds": round(time.perf_counter() - started, 1),
+            "disk_bytes": _folder_bytes(tmp),
+            "provenance": provenance(),
+        }
+        write_json(tmp / "simulation.json", result)
+    return result
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
