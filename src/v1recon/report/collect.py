@@ -283,13 +283,15 @@ def sidecar_metrics(sidecar: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def flat_numbers(node: Any, prefix: str = "") -> dict[str, float]:
-    """Every finite number of a nested dict as 'a.b.c' -> value."""
+    """Every finite number of a nested dict as 'a.b.c' -> value (whole numbers stay int)."""
     out: dict[str, float] = {}
     if isinstance(node, dict):
         for key, value in node.items():
             out.update(flat_numbers(value, f"{prefix}{key}."))
-    elif isinstance(node, (int, float)) and not isinstance(node, bool) and np.isfinite(node):
-        out[prefix[:-1]] = float(node)
+    elif isinstance(node, int) and not isinstance(node, bool):
+        out[prefix[:-1]] = node
+    elif isinstance(node, float) and np.isfinite(node):
+        out[prefix[:-1]] = node
     return out
 
 

@@ -12,6 +12,12 @@ from v1recon import BEHAVIOUR_CHANNELS, EVAL_START_FRAME, FRAME_RATE_HZ
 DPI = 110
 # Units of the Sensorium behaviour channels, in the order of BEHAVIOUR_CHANNELS.
 BEHAVIOUR_UNITS = ("a.u.", "cm/s", "eye-camera px", "eye-camera px")
+CURVE_TITLES = {
+    "train_loss": "training loss",
+    "val_loss": "validation loss",
+    "val_corr": "validation single-trial r",
+    "lr": "learning rate",
+}
 COLOURS = ("#2458a6", "#d0621b", "#2e8b57", "#8e44ad", "#b5892a", "#c0392b", "#16a0a0", "#7f8c8d")
 
 
@@ -53,7 +59,7 @@ def training_curves(logs: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(_curve_label(q))
-        ax.set_title(q.replace("_", " "))
+        ax.set_title(CURVE_TITLES.get(q, q.replace("_", " ")))
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, frameon=False)
     fig.tight_layout()
@@ -103,23 +109,25 @@ def encoder_bars(rows: Sequence[tuple[str, str, float | None]], ceiling: Mapping
     return to_png(fig)
 
 
-def mask_figure(mask: np.ndarray, title: str, rfs: np.ndarray | None = None, max_contours: int = 150) -> bytes:
-    """The alpha mask over the screen (colour, with the update m >= 0.5 and evaluation m >= 1 borders) and, when
-    `rfs` (N, H, W) are given, a mosaic of receptive fields (half-maximum contours) and the population RF."""
+def mask_figure(mask: np.ndarray | None, title: str, rfs: np.ndarray | None = None, max_contours: int = 150) -> bytes:
+    """The alpha mask (H, W) over the screen (colour, with the update m >= 0.5 and evaluation m >= 1 borders) and,
+    when `rfs` (N, H, W) are given, a mosaic of receptive fields (half-maximum contours) and the population RF."""
     plt = _pyplot()
-    mask = np.asarray(mask, dtype=float)
-    n_panels = 1 if rfs is None else 3
+    mask = None if mask is None else np.asarray(mask, dtype=float)
+    n_panels = (mask is not None) + (2 if rfs is not None else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.4 * n_panels, 2.8), squeeze=False)
-    h, w = mask.shape
+    h, w = (mask if mask is not None else rfs[0]).shape
     extent = (-0.5, w - 0.5, h - 0.5, -0.5)
-    ax = axes[0][0]
-    im = ax.imshow(mask, cmap="viridis", extent=extent, vmin=0, vmax=max(1.0, float(np.nanmax(mask))))
-    _mask_borders(ax, mask)
-    fig.colorbar(im, ax=ax, fraction=0.03, label="mask value m")
-    ax.set_title(f"{title}: alpha mask")
+    panels = iter(axes[0])
+    if mask is not None:
+        ax = next(panels)
+        im = ax.imshow(mask, cmap="viridis", extent=extent, vmin=0, vmax=max(1.0, float(np.nanmax(mask))))
+        _mask_borders(ax, mask)
+        fig.colorbar(im, ax=ax, fraction=0.03, label="mask value m")
+        ax.set_title(f"{title}: alpha mask")
     if rfs is not None:
         rfs = np.asarray(rfs, dtype=float)
-        ax = axes[0][1]
+        ax = next(panels)
         ax.imshow(np.full(rfs.shape[1:], 0.96), cmap="gray", vmin=0, vmax=1, extent=extent)
         rng = np.random.default_rng(0)
         pick = rng.choice(len(rfs), size=min(max_contours, len(rfs)), replace=False)
@@ -130,13 +138,13 @@ def mask_figure(mask: np.ndarray, title: str, rfs: np.ndarray | None = None, max
         ax.set_title(f"RF mosaic ({len(pick)} of {len(rfs)} neurons, half-max contours)")
         ax.set_xlim(extent[0], extent[1])
         ax.set_ylim(extent[2], extent[3])
-        ax = axes[0][2]
+        ax = next(panels)
         pop = np.abs(rfs).sum(axis=0)
         pop = pop / pop.max() if pop.max() > 0 else pop
         im = ax.imshow(pop, cmap="magma", extent=extent)
-        _mask_borders(ax, mask if mask.shape == pop.shape else None)
+        _mask_borders(ax, mask if mask is not None and mask.shape == pop.shape else None)
         fig.colorbar(im, ax=ax, fraction=0.03, label="summed |RF| (normalised)")
-        ax.set_title("population RF with mask borders")
+        ax.set_title("population RF" + (" with mask borders" if mask is not None else ""))
     for ax in axes[0]:
         ax.set_xlabel("screen x (pixels)")
         ax.set_ylabel("screen y (pixels)")

@@ -39,6 +39,7 @@ tr.summary td { font-weight:600; background:#fafbfd; white-space:nowrap; }
 figure { margin:10px 0 18px; }
 figure img { max-width:100%; height:auto; border:1px solid var(--line); border-radius:4px; background:#fff; }
 figcaption { color:var(--muted); font-size:13px; margin-top:4px; }
+.row { display:flex; flex-wrap:wrap; gap:18px; align-items:flex-start; }
 .grid { display:grid; grid-template-columns:repeat(auto-fill, minmax(540px, 1fr)); gap:16px; }
 .trial { background:var(--panel); border:1px solid var(--line); border-radius:8px; padding:10px 12px; }
 .trial h4 { margin:0 0 6px; color:var(--ink); }

@@ -11,13 +11,13 @@ import numpy as np
 from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
 from v1recon.report import collect, figures
 from v1recon.report import html as H
-from v1recon.report.sections.common import missing
+from v1recon.report.sections.common import missing, pretty
 
 TIER_ORDER = ("train", "oracle", "live_test", "final_test", "live_bonus", "final_bonus", "none")
 
 
 def data_section(ctx) -> str:
-    parts = [_data_folder_line(ctx), _simulation_summary(ctx)]
+    parts = [_data_folder_line(ctx)]
     if not ctx.recordings:
         parts.append(
             H.note(
@@ -26,6 +26,7 @@ def data_section(ctx) -> str:
         )
     else:
         parts.append(_tier_table(ctx.recordings))
+    parts.append(_simulation_summary(ctx))
     for name in ctx.mouse_names:
         parts.append(f"<h3>Mouse {H.esc(name)}</h3>")
         parts.append(_mouse_screen(ctx, name))
@@ -83,13 +84,17 @@ def _mouse_screen(ctx, name: str) -> str:
     out = []
     if mask is None and mask_entry and mask_entry.get("png"):
         out.append(H.image(mask_entry["png"], f"mask of {name}", f"Alpha mask of {name} (as written by v1recon mask)."))
+    if mask is None and not mask_entry:
+        out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
     if mask is None and rfs is None:
-        if not mask_entry:
-            out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
         return "".join(out)
     if mask is None:
-        out.append(missing(f"No mask for {name} yet", "v1recon mask RUN"))
-        mask = np.zeros(FRAME_SHAPE)
+        caption = (
+            "Left: half-maximum contours of the true receptive fields of the in-silico mouse; right: their summed "
+            "magnitude (the population receptive field)."
+        )
+        out.append(H.image(figures.mask_figure(None, name, rfs), f"receptive fields of {name}", caption))
+        return "".join(out)
     caption = (
         "The alpha mask (population receptive field learned through the encoders); white border: pixels "
         "updated during reconstruction (m \u2265 0.5), red: pixels evaluated (m \u2265 1)."
@@ -150,12 +155,17 @@ def _simulation_summary(ctx) -> str:
     content = collect.read_json_quiet(folder / "simulation.json") if folder else None
     if content is None:
         return ""
-    rows = [[k, content[k]] for k in ("preset", "seed", "seconds", "disk_bytes") if k in content]
+    cells = {k: content[k] for k in ("preset", "seed") if k in content}
     config = content.get("preset_config")
     if isinstance(config, dict):
-        rows += [[f"preset.{k}", v] for k, v in config.items() if not isinstance(v, (dict, list))]
+        cells.update({k: v for k, v in config.items() if not isinstance(v, (dict, list))})
+    if "seconds" in content:
+        cells["simulation time (s)"] = content["seconds"]
     intro = "<p>The mice of this run are in-silico mice: their ground truth is known (v1recon simulate).</p>"
-    return intro + H.table(["simulation", "value"], rows, caption="simulation.json", align_numbers=False)
+    table = H.table(
+        [pretty(k) for k in cells], [list(cells.values())], caption="Simulation (simulation.json).", digits=1
+    )
+    return intro + table
 
 
 def _simulated_mouse(ctx, name: str) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from v1recon import EVAL_START_FRAME
+from v1recon.errors import V1ReconError
 from v1recon.report import collect, figures
 from v1recon.report import html as H
 from v1recon.report.sections.common import missing, ratio
@@ -136,7 +137,18 @@ def _curves(ctx) -> str:
 def _examples(ctx) -> str:
     parts = ["<h3>Predicted vs recorded responses</h3>"]
     for mouse in ctx.mouse_names:
-        pair = _saved_example(ctx, mouse) or (_computed_example(ctx, mouse) if ctx.compute else None)
+        try:
+            pair = _saved_example(ctx, mouse) or (_computed_example(ctx, mouse) if ctx.compute else None)
+        except V1ReconError as err:  # e.g. no complete model yet
+            parts.append(H.note(f"No example predictions for {mouse}: {err}"))
+            continue
+        except Exception as err:  # noqa: BLE001 - a model that will not load costs only this figure
+            parts.append(
+                H.note(
+                    f"Example predictions for {mouse} could not be computed: {type(err).__name__}: {err}", error=True
+                )
+            )
+            continue
         if pair is None:
             continue
         predicted, recorded, label = pair

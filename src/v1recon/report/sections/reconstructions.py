@@ -123,12 +123,9 @@ def _set_block(ctx, name: str, views: list[TrialView], movies: bool = True) -> s
     views = sorted(views, key=lambda v: v.files.trial_id)
     config = collect.first_key(views[0].files.sidecar, "config", default={}) if views else {}
     parts = [f"<h3>{H.esc(name)}</h3>", _config_line(config), _metrics_table(views)]
-    plot = _metric_plot(views)
-    if plot:
-        parts.append(plot)
-    curve = _optimisation_plot(views)
-    if curve:
-        parts.append(curve)
+    plots = _metric_plot(views) + _optimisation_plot(views)
+    if plots:
+        parts.append(f'<div class="row">{plots}</div>')
     if movies:
         parts.append('<div class="grid">' + "".join(_trial_card(v) for v in views) + "</div>")
     return "".join(parts)
