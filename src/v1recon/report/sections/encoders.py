@@ -63,7 +63,7 @@ def _evaluation(ctx) -> str:
         "averaged); r to average: correlation with the mean over repeats; FEVE: fraction of explainable variance "
         "explained. The true model of the in-silico mouse sets the ceiling that noise allows."
     )
-    parts = [H.table(headers, table_rows, caption=caption)]
+    parts = [H.table(headers, table_rows, caption=caption), _evaluation_notes(ctx.evaluation)]
     bars = [
         (mouse, _encoder_label(enc), values.get("single_trial_correlation"))
         for mouse, enc, values in rows
@@ -79,6 +79,22 @@ def _evaluation(ctx) -> str:
             )
         )
     return "".join(parts)
+
+
+def _evaluation_notes(evaluation: dict[str, Any]) -> str:
+    """Per mouse: how many test trials and movies were scored, and the data's own repeat-oracle correlation."""
+    mice = evaluation.get("mice")
+    lines = []
+    for mouse, res in mice.items() if isinstance(mice, dict) else ():
+        if not isinstance(res, dict) or "n_trials" not in res:
+            continue
+        tiers = "/".join(res.get("tiers", []))
+        line = f"{mouse}: {res['n_trials']} test trials, {res.get('n_stimuli', '?')} movies ({tiers})"
+        oracle = res.get("data_oracle_correlation")
+        if isinstance(oracle, (int, float)):
+            line += f"; oracle correlation of the data (leave-one-out over repeats) {oracle:.3f}"
+        lines.append(f"<li>{H.esc(line)}</li>")
+    return f'<ul class="muted">{"".join(lines)}</ul>' if lines else ""
 
 
 def _encoder_order(name: str) -> tuple[int, str]:
