@@ -177,8 +177,8 @@ class Fast3d(MultiMouseModel):
             kw[key] = tuple(int(v) for v in kw[key])
         if kw["output"] not in ("softplus", "elu1"):
             raise ValueError(f"output must be 'softplus' or 'elu1', got {kw['output']!r}")
-        self.kwargs = {"neuron_counts": [int(n) for n in neuron_counts], **kw}
-        self.neuron_counts = list(self.kwargs["neuron_counts"])
+        self.kwargs = kw
+        self.neuron_counts = [int(n) for n in neuron_counts]
         self.context_frames = sum(k - 1 for k in kw["temporal_kernels"])
         self.train_clip_frames = self.context_frames + int(kw["train_predicted_frames"])
         widths = (1, *kw["channels"])

@@ -29,11 +29,11 @@ PRESETS: dict[str, tuple[str, dict]] = {
 }
 
 
-def build_architecture(architecture: str, neuron_counts: list[int], **kwargs) -> MultiMouseModel:
+def build_architecture(architecture: str, neuron_counts: list[int], kwargs: dict | None = None) -> MultiMouseModel:
     """Build a model of a named architecture ('dwiseneuro' or 'fast3d') for the given neurons per mouse."""
     if architecture not in ARCHITECTURES:
         raise V1ReconError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}.")
-    kwargs = {k: v for k, v in kwargs.items() if k not in ("readout_outputs", "neuron_counts")}
+    kwargs = {k: v for k, v in (kwargs or {}).items() if k not in ("readout_outputs", "neuron_counts")}
     try:
         return ARCHITECTURES[architecture](list(neuron_counts), **kwargs)
     except (TypeError, ValueError) as err:
@@ -47,6 +47,6 @@ def build_model(preset: str, neuron_counts: list[int], **overrides) -> MultiMous
     if not neuron_counts or any(int(n) < 1 for n in neuron_counts):
         raise V1ReconError(f"neuron counts must be positive, one per mouse, got {list(neuron_counts)}.")
     architecture, kwargs = PRESETS[preset]
-    model = build_architecture(architecture, neuron_counts, **{**kwargs, **overrides})
+    model = build_architecture(architecture, neuron_counts, {**kwargs, **overrides})
     model.preset = preset
     return model

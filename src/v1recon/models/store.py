@@ -53,7 +53,7 @@ def load_model(path_stem: str | os.PathLike, device: str | torch.device = "cpu")
         raise V1ReconError(f"{config_path}: not a model config (no architecture or kwargs).")
     if not weights.is_file():
         raise V1ReconError(f"{weights}: file not found.")
-    model = build_architecture(config["architecture"], config.get("neuron_counts", []), **config["kwargs"])
+    model = build_architecture(config["architecture"], config.get("neuron_counts", []), config["kwargs"])
     model.preset = config.get("preset")
     try:
         state = load_file(str(weights), device="cpu")
