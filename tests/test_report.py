@@ -117,41 +117,52 @@ def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", 
 
 
 def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator) -> None:
+    """Two jobs as `v1recon reconstruct` writes them: the encoders' reconstructions and the oracle's."""
     from v1recon.data import Recording
     from v1recon.metrics.video import video_metrics
-    from v1recon.report.media import frame_strip, write_side_by_side_movie
+    from v1recon.report.media import write_side_by_side_movie
 
     rec = Recording(mouse_path)
-    folder = run / "reconstructions" / "final_test" / MOUSE
     eval_mask = np.zeros((H, W), bool)
     eval_mask[8:28, 16:48] = True
-    for n, tid in enumerate(rec.trial_ids(tier="final_test")):
-        truth = rec.trial(tid).video
-        per_model = np.clip(truth[None] + rng.normal(0, 40, (2, *truth.shape)), 0, 255).astype(np.float32)
-        video = per_model.mean(axis=0)
-        stem = folder / f"trial-{tid}"
-        save_npz(
-            f"{stem}.npz",
-            video=video,
-            truth=truth,
-            eval_mask=eval_mask,
-            per_model=per_model,
-            correlation=np.tile(np.linspace(0, 0.8, 20), (2, 1)),
-        )
-        metrics = video_metrics(video, truth, eval_mask)
-        write_json(
-            f"{stem}.json",
-            {
-                "config": {"method": "fast", "iterations": 20},
-                "metrics": metrics,
-                "oracle": {"metrics": {"video_correlation": 0.9}},
-                "seconds": 1.25,
-            },
-        )
-        if n == 0:  # the other trial's movie and strip are made by the report from the npz
-            write_side_by_side_movie(f"{stem}.mp4", {"truth": truth, "reconstruction": video}, mask=eval_mask)
-            frame_strip(f"{stem}.png", {"truth": truth, "reconstruction": video}, [30, 40], mask=eval_mask)
-    write_json(folder / "summary.json", {"video_correlation": {"mean": 0.5}, "seconds": 2.5})
+    for job, noise, oracle in (("final_test", 40.0, False), ("final_test-oracle", 10.0, True)):
+        folder = run / "reconstructions" / job / MOUSE
+        for n, tid in enumerate(rec.trial_ids(tier="final_test")):
+            truth = rec.trial(tid).video
+            per_model = np.clip(truth[None] + rng.normal(0, noise, (2, *truth.shape)), 0, 255).astype(np.float32)
+            video = per_model.mean(axis=0)
+            stem = folder / f"trial-{tid}"
+            save_npz(
+                f"{stem}.npz",
+                reconstruction=video,
+                truth=truth,
+                per_model=per_model,
+                eval_mask=eval_mask,
+                update_mask=eval_mask,
+                correlation=np.tile(np.linspace(0, 0.8, 20), (2, 1)),
+            )
+            config = {
+                "method": "fast",
+                "iterations": 20,
+                "ensemble": "average",
+                "smooth_sigma": 0.5,
+                "tier": "final_test",
+                "oracle": oracle,
+                "from_predicted": False,
+            }
+            write_json(
+                f"{stem}.json",
+                {
+                    "config": config,
+                    "models": {"encoders": ["ground truth"] if oracle else ["model-0", "model-1"]},
+                    "mask": {"source": "masks/mouse-a.npz", "note": ""},
+                    "cost": {"seconds": 1.25},
+                    "metrics": {**video_metrics(video, truth, eval_mask), "best_single_model": 0.5},
+                },
+            )
+            if n == 0 and not oracle:  # the other trial's movie is made by the report from the npz
+                write_side_by_side_movie(f"{stem}.mp4", {"truth": truth, "reconstruction": video}, mask=eval_mask)
+        write_json(folder.parent / "summary.json", {"mean": {"video_correlation": 0.5}, "seconds_total": 2.5})
 
 
 # -- tests ---------------------------------------------------------------------------------------------------------
@@ -186,7 +197,12 @@ def test_report_numbers_agree_with_the_files(full_run):
     run = full_run
     values = comparison_values(run)
     # Headline: mean over trials of the sidecars' video correlation.
-    sidecars = [json.loads(p.read_text()) for p in sorted((run / "reconstructions").rglob("trial-*.json"))]
+    sidecars = [
+        json.loads(p.read_text()) for p in sorted((run / "reconstructions" / "final_test").rglob("trial-*.json"))
+    ]
+    oracle = [
+        json.loads(p.read_text()) for p in sorted((run / "reconstructions" / "final_test-oracle").rglob("*.json"))
+    ]
     expected = np.mean([s["metrics"]["video_correlation"] for s in sidecars])
     assert values["video_corr"] == pytest.approx(expected)
     # Encoder: mean over single models, not the ensemble or the truth.
@@ -196,7 +212,9 @@ def test_report_numbers_agree_with_the_files(full_run):
     page = (run / "report.html").read_text()
     sd = np.std([s["metrics"]["video_correlation"] for s in sidecars], ddof=1)
     assert f"<td>{expected:.3f} \u00b1 {sd:.3f}</td>" in page
-    assert "0.900" in page  # the oracle beside ours
+    oracle_mean = np.mean([s["metrics"]["video_correlation"] for s in oracle if "metrics" in s])
+    assert f"{oracle_mean:.3f}" in page  # the oracle beside ours
+    assert "oracle: video r" in page
     assert '<td class="num">0.625</td>' in page  # ensemble / true model single-trial r = 0.25 / 0.40
 
 

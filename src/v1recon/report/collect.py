@@ -231,17 +231,31 @@ def masks(run_dir: Path) -> dict[str, dict[str, Any]]:
 # -- reconstructions -----------------------------------------------------------------------------------------------
 @dataclass
 class TrialFiles:
-    """One reconstructed trial: files beside each other, `sidecar` the parsed JSON."""
+    """One reconstructed trial: files beside each other, `sidecar` the parsed JSON.
 
+    `set_name` is the folder (relative to RUN/reconstructions) that holds the mouse folders of one reconstruction
+    job, e.g. "final_test" or "final_test-oracle"; `tier` comes from the sidecar when it says so.
+    """
+
+    set_name: str
     tier: str
     mouse: str
     trial_id: int
-    npz: Path | None
-    sidecar: dict[str, Any] | None
-    mp4: Path | None
-    gif: Path | None
-    png: Path | None
-    group: str = ""  # sub-folder above the tier when a run holds several reconstruction sets
+    npz: Path | None = None
+    sidecar: dict[str, Any] | None = None
+    mp4: Path | None = None
+    gif: Path | None = None
+    png: Path | None = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        config = (self.sidecar or {}).get("config")
+        return config if isinstance(config, dict) else {}
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What identifies the reconstructed movie across jobs: (tier, mouse, trial)."""
+        return (self.tier, self.mouse, self.trial_id)
 
 
 def reconstructions(run_dir: Path) -> tuple[list[TrialFiles], dict[str, dict[str, Any]]]:
@@ -252,28 +266,33 @@ def reconstructions(run_dir: Path) -> tuple[list[TrialFiles], dict[str, dict[str
     if not root.is_dir():
         return [], summaries
     for path in sorted(root.rglob("*")):
+        if any(part.startswith(".") for part in path.relative_to(root).parts) or not path.is_file():
+            continue  # temporary folders of a job still running
         if path.name == "summary.json":
             content = read_json_quiet(path)
             if content is not None:
                 summaries[str(path.parent.relative_to(root))] = content
             continue
         match = _TRIAL_RE.match(path.name.split(".")[0])
-        if not match or not path.is_file() or path.name.startswith("."):
+        if not match:
             continue
         stem = path.parent / path.name.split(".")[0]
         if stem not in trials:
             parts = path.parent.relative_to(root).parts
-            tier, mouse = (parts[-2], parts[-1]) if len(parts) >= 2 else ("?", parts[-1] if parts else "?")
-            group = "/".join(parts[:-2])
-            trials[stem] = TrialFiles(tier, mouse, int(match.group(1)), None, None, None, None, None, group)
+            set_name = "/".join(parts[:-1]) or "."
+            tier = parts[-2] if len(parts) >= 2 else "?"
+            trials[stem] = TrialFiles(set_name, tier, parts[-1] if parts else "?", int(match.group(1)))
         entry, suffix = trials[stem], path.name[len(stem.name) :]
         if suffix == ".npz":
             entry.npz = path
         elif suffix == ".json":
             entry.sidecar = read_json_quiet(path)
+            tier = entry.config.get("tier") or first_key((entry.sidecar or {}).get("data"), "tier")
+            if isinstance(tier, str):
+                entry.tier = tier
         elif suffix in (".mp4", ".gif", ".png"):
             setattr(entry, suffix[1:], path)
-    return sorted(trials.values(), key=lambda t: (t.group, t.tier, t.mouse, t.trial_id)), summaries
+    return sorted(trials.values(), key=lambda t: (t.set_name, t.mouse, t.trial_id)), summaries
 
 
 def sidecar_metrics(sidecar: dict[str, Any] | None) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
@@ -19,58 +18,31 @@ from v1recon.report.published import (
     format_value,
 )
 from v1recon.report.sections.common import mean_sd_n
-from v1recon.report.sections.reconstructions import REFERENCES, _movies, _reference_of, trial_metrics
-
-# Reconstruction sets whose folder name contains one of these words measure the published variant of that key.
-VARIANTS = {
-    "video_corr_no_smoothing": ("no_smoothing", "no-smoothing", "unsmoothed"),
-    "video_corr_gradient_ensembling": ("gradient",),
-    "video_corr_no_mask": ("no_mask", "no-mask", "nomask"),
-    "video_corr_strict_mask": ("strict",),
-    "video_corr_upper_bound": REFERENCES["upper bound"],
-}
-_POPULATION = re.compile(r"population[-_]?(\d+(?:\.\d+)?)")
-
-
-def _variant_of(name: str) -> str | None:
-    lowered = name.lower()
-    match = _POPULATION.search(lowered)
-    if match:
-        key = f"video_corr_population_{float(match.group(1)):g}"
-        return key if key in PUBLISHED_BY_KEY else None
-    for key, words in VARIANTS.items():
-        if any(w in lowered for w in words):
-            return key
-    return None
-
-
-def _set_name(t: collect.TrialFiles) -> str:
-    return "/".join(p for p in (t.group, t.tier, t.mouse) if p)
+from v1recon.report.sections.reconstructions import MAIN, ORACLE, UPPER, movies_of, views
 
 
 def run_values(ctx) -> dict[str, float]:
-    """This run's value for every published key it measured (means over trials or mice)."""
+    """This run's value for every published key it measured (means over trials, or over models and mice)."""
     values: dict[str, list[float]] = {}
 
     def add(key: str, value: float | None) -> None:
         if value is not None and np.isfinite(value):
             values.setdefault(key, []).append(float(value))
 
-    for t in ctx.trials:
-        name = _set_name(t)
-        metrics = trial_metrics(t)
-        variant = _variant_of(name)
-        if _reference_of(name) == "oracle":
-            continue
-        if variant is not None:
-            add(variant, metrics.get("video_correlation"))
-            continue
-        add("video_corr", metrics.get("video_correlation"))
-        add("full_screen_corr", metrics.get("full_screen_correlation"))
-        add("video_corr_no_smoothing", _unsmoothed_correlation(t))
-        for key, value in collect.flat_numbers(t.sidecar or {}).items():
-            if _reference_of(key) == "upper bound" and key.endswith("video_correlation"):
-                add("video_corr_upper_bound", value)
+    for kind, vs in views(ctx).values():
+        for v in vs:
+            r = v.metrics.get("video_correlation")
+            if kind == MAIN:
+                add("video_corr", r)
+                add("video_corr_population_100", r)  # the main reconstruction uses every neuron
+                add("full_screen_corr", v.metrics.get("full_screen_correlation"))
+                add("video_corr_no_smoothing", _unsmoothed_correlation(v.files))
+                if UPPER in v.references and UPPER not in v.reference_files:
+                    add("video_corr_upper_bound", v.references[UPPER])
+            elif kind == UPPER:
+                add("video_corr_upper_bound", r)
+            elif kind != ORACLE:
+                add(kind, r)
     out = {k: float(np.mean(v)) for k, v in values.items()}
     encoder = _encoder_value(ctx)
     if encoder is not None:
@@ -81,8 +53,10 @@ def run_values(ctx) -> dict[str, float]:
 
 def _unsmoothed_correlation(t: collect.TrialFiles) -> float | None:
     """Video correlation of the plain average of the per-model reconstructions (K > 1), without the blur."""
+    if t.config.get("smooth_sigma") == 0:
+        return None  # then the main reconstruction is itself unsmoothed
     arrays = collect.load_npz_arrays(t.npz)
-    per_model, movies = arrays.get("per_model"), _movies(t)
+    per_model, movies = arrays.get("per_model"), movies_of(t)
     if per_model is None or per_model.ndim != 4 or per_model.shape[0] < 2 or movies is None:
         return None
     from v1recon.metrics.video import video_correlation

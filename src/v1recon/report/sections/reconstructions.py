@@ -1,8 +1,15 @@
 """The reconstructions section: per-trial metrics with mean +- SD, the oracle and upper bound beside them, and for
-every trial the side-by-side movie, a frame strip and the per-frame correlation."""
+every trial the side-by-side movie, a frame strip and the per-frame correlation.
+
+Each folder of mouse folders under RUN/reconstructions is one reconstruction job ("set"). What a set measures is
+read from its sidecars (config.oracle, config.from_predicted, config.ensemble, config.smooth_sigma, mask.source)
+and, failing that, from words in its folder name (oracle, upper_bound, gradient, no_smoothing, no_mask, strict,
+population-25, ...).
+"""
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -13,28 +20,38 @@ import numpy as np
 from v1recon import EVAL_START_FRAME
 from v1recon.report import collect, figures
 from v1recon.report import html as H
-from v1recon.report.sections.common import mean_sd_n, mean_sd_text, missing, pretty
+from v1recon.report.published import PUBLISHED_BY_KEY
+from v1recon.report.sections.common import mean_sd_n, mean_sd_text, missing
 
-# Metrics shown per trial, in this order, when present (names of v1recon.metrics.video.video_metrics).
-METRICS = (
-    "video_correlation",
-    "frame_correlation",
-    "full_screen_correlation",
-    "ssim_global",
-    "ssim_windowed",
-    "rmse",
-    "psnr",
-    "motion_energy_correlation",
-    "response_correlation",
-)
-UNITS = {"rmse": "grey levels", "psnr": "dB"}
-DIGITS = {"rmse": 2, "psnr": 2}
-# Reference reconstructions shown beside ours: name -> words a set's folder or sidecar key contains.
-REFERENCES = {
-    "oracle": ("oracle", "truth_model", "true_model"),
-    "upper bound": ("upper_bound", "predicted_responses", "from_predicted"),
+# Metrics shown per trial, in this order, when present (names as v1recon.metrics.video and the reconstruct job).
+METRICS = {
+    "video_correlation": "video r",
+    "best_single_model": "best single model r",
+    "frame_correlation": "frame r",
+    "full_screen_correlation": "full-screen r",
+    "ssim_global": "SSIM (published)",
+    "ssim_windowed": "SSIM (windowed)",
+    "rmse": "RMSE (grey levels)",
+    "psnr": "PSNR (dB)",
+    "motion_energy_correlation": "motion energy r",
+    "response_consistency": "response consistency r",
 }
-VIDEO_KEYS = ("video", "reconstruction", "recon")
+DIGITS = {"rmse": 2, "psnr": 2}
+MAIN = "main"
+ORACLE = "oracle"
+UPPER = "upper bound"
+REFERENCES = (ORACLE, UPPER)
+# Words in a set's folder name that say what it measures (when its sidecars do not).
+NAME_WORDS = {
+    ORACLE: ("oracle", "truth"),
+    UPPER: ("upper_bound", "upper-bound", "from_predicted", "from-predicted", "predicted"),
+    "video_corr_no_smoothing": ("no_smoothing", "no-smoothing", "unsmoothed"),
+    "video_corr_gradient_ensembling": ("gradient",),
+    "video_corr_no_mask": ("no_mask", "no-mask", "nomask"),
+    "video_corr_strict_mask": ("strict",),
+}
+_POPULATION = re.compile(r"population[-_]?(\d+(?:\.\d+)?)")
+VIDEO_KEYS = ("reconstruction", "video", "recon")
 TRUTH_KEYS = ("truth", "target", "ground_truth")
 MASK_KEYS = ("eval_mask", "evaluation_mask", "mask")
 STRIP_FRAMES = 4
@@ -42,60 +59,61 @@ STRIP_FRAMES = 4
 
 @dataclass
 class TrialView:
-    """What the section knows about one reconstructed trial."""
+    """One reconstructed trial, its metrics, and the same movie's reference reconstructions (oracle, upper bound)."""
 
     files: collect.TrialFiles
     metrics: dict[str, float]
-    references: dict[str, float] = field(default_factory=dict)  # reference name -> its video correlation
-
-    @property
-    def key(self) -> tuple[str, str, int]:
-        return (self.files.tier, self.files.mouse, self.files.trial_id)
+    references: dict[str, float] = field(default_factory=dict)  # reference -> its video correlation
+    reference_files: dict[str, collect.TrialFiles] = field(default_factory=dict)
 
 
-def reconstructions_section(ctx) -> str:
-    if not ctx.trials:
-        return missing("No reconstructions yet", "v1recon reconstruct RUN")
-    sets = _sets(ctx.trials)
-    main, refs = _split_references(sets)
-    parts = []
-    for name, trials in main.items():
-        views = [_view(t, refs) for t in trials]
-        parts.append(_set_block(ctx, name, views))
-    for name, trials in refs.items():
-        views = [_view(t, {}) for t in trials]
-        parts.append(_set_block(ctx, name, views, movies=False))
-    parts.append(_summaries(ctx.recon_summaries))
-    return "".join(parts)
-
-
-def _sets(trials: list[collect.TrialFiles]) -> dict[str, list[collect.TrialFiles]]:
-    """Trials grouped into reconstruction sets: group folder (if any) / tier / mouse."""
-    sets: dict[str, list[collect.TrialFiles]] = defaultdict(list)
-    for t in trials:
-        sets["/".join(p for p in (t.group, t.tier, t.mouse) if p)].append(t)
-    return dict(sets)
-
-
-def _reference_of(name: str) -> str | None:
+# -- what a set measures ---------------------------------------------------------------------------------------------
+def kind_from_name(name: str) -> str | None:
     lowered = name.lower()
-    for ref, words in REFERENCES.items():
+    match = _POPULATION.search(lowered)
+    if match:
+        key = f"video_corr_population_{float(match.group(1)):g}"
+        return key if key in PUBLISHED_BY_KEY else None
+    for kind, words in NAME_WORDS.items():
         if any(w in lowered for w in words):
-            return ref
+            return kind
     return None
 
 
-def _split_references(sets: dict[str, list]) -> tuple[dict[str, list], dict[str, list]]:
-    main = {k: v for k, v in sets.items() if _reference_of(k) is None}
-    refs = {k: v for k, v in sets.items() if _reference_of(k) is not None}
-    return (main or refs), (refs if main else {})
+def set_kind(name: str, trials: list[collect.TrialFiles]) -> str:
+    """MAIN, ORACLE, UPPER or the published key of a variant (e.g. 'video_corr_gradient_ensembling')."""
+    configs = [t.config for t in trials if t.config]
+    if any(c.get("oracle") for c in configs):
+        return ORACLE
+    if any(c.get("from_predicted") for c in configs):
+        return UPPER
+    by_name = kind_from_name(name)
+    if by_name:
+        return by_name
+    if configs and all(c.get("ensemble") == "gradient" for c in configs):
+        return "video_corr_gradient_ensembling"
+    n_models = [len(((t.sidecar or {}).get("models") or {}).get("encoders") or []) for t in trials]
+    if configs and all(c.get("smooth_sigma") == 0 for c in configs) and max(n_models, default=0) > 1:
+        return "video_corr_no_smoothing"
+    sources = [str(((t.sidecar or {}).get("mask") or {}).get("source", "")) for t in trials]
+    if sources and all(s.startswith("none") for s in sources):
+        return "video_corr_no_mask"
+    return MAIN
+
+
+def sets(trials: list[collect.TrialFiles]) -> dict[str, tuple[str, list[collect.TrialFiles]]]:
+    """set name -> (kind, trials)."""
+    grouped: dict[str, list[collect.TrialFiles]] = defaultdict(list)
+    for t in trials:
+        grouped[t.set_name].append(t)
+    return {name: (set_kind(name, ts), ts) for name, ts in grouped.items()}
 
 
 def trial_metrics(files: collect.TrialFiles) -> dict[str, float]:
     """The trial's metrics from its sidecar, or computed from its npz (reconstruction, truth, mask)."""
     metrics = collect.flat_numbers(collect.sidecar_metrics(files.sidecar))
     if not any(m in metrics for m in METRICS):
-        arrays = _movies(files)
+        arrays = movies_of(files)
         if arrays is not None:
             from v1recon.metrics.video import video_metrics
 
@@ -103,101 +121,168 @@ def trial_metrics(files: collect.TrialFiles) -> dict[str, float]:
     return metrics
 
 
-def _view(files: collect.TrialFiles, refs: dict[str, list[collect.TrialFiles]]) -> TrialView:
-    metrics = trial_metrics(files)
-    view = TrialView(files, metrics)
-    # References written inside the trial's own sidecar, e.g. {"oracle": {"metrics": {...}}}.
-    for key, value in collect.flat_numbers(files.sidecar or {}).items():
-        ref = _reference_of(key)
-        if ref and key.endswith("video_correlation"):
-            view.references.setdefault(ref, value)
-    # References written as their own sets, matched by tier, mouse and trial.
-    for name, trials in refs.items():
+def views(ctx) -> dict[str, tuple[str, list[TrialView]]]:
+    """Every set with its trial views; trials of the main sets carry their oracle and upper-bound references.
+
+    Computed once per report (kept on the context)."""
+    cached = getattr(ctx, "_recon_views", None)
+    if cached is None:
+        cached = _views(ctx.trials)
+        ctx._recon_views = cached
+    return cached
+
+
+def _views(trials_found: list[collect.TrialFiles]) -> dict[str, tuple[str, list[TrialView]]]:
+    all_sets = sets(trials_found)
+    refs: dict[str, dict[tuple, collect.TrialFiles]] = defaultdict(dict)
+    for kind, trials in all_sets.values():
+        if kind in REFERENCES:
+            refs[kind].update({t.key: t for t in trials})
+    out = {}
+    for name, (kind, trials) in all_sets.items():
+        vs = []
         for t in trials:
-            if (t.tier, t.mouse, t.trial_id) == view.key:
-                view.references.setdefault(_reference_of(name), trial_metrics(t).get("video_correlation"))
-    return view
+            view = TrialView(t, trial_metrics(t))
+            # References written inside the trial's own sidecar, e.g. {"oracle": {"metrics": {...}}}.
+            for key, value in collect.flat_numbers(t.sidecar or {}).items():
+                ref = kind_from_name(key.split(".")[0])
+                if ref in REFERENCES and key.endswith("video_correlation"):
+                    view.references.setdefault(ref, value)
+            if kind == MAIN:
+                for ref, by_key in refs.items():
+                    if t.key in by_key:
+                        view.reference_files[ref] = by_key[t.key]
+                        view.references.setdefault(ref, trial_metrics(by_key[t.key]).get("video_correlation"))
+            vs.append(view)
+        out[name] = (kind, vs)
+    return out
 
 
-def _set_block(ctx, name: str, views: list[TrialView], movies: bool = True) -> str:
-    views = sorted(views, key=lambda v: v.files.trial_id)
-    config = collect.first_key(views[0].files.sidecar, "config", default={}) if views else {}
-    parts = [f"<h3>{H.esc(name)}</h3>", _config_line(config), _metrics_table(views)]
-    plots = _metric_plot(views) + _optimisation_plot(views)
-    if plots:
-        parts.append(f'<div class="row">{plots}</div>')
-    if movies:
-        parts.append('<div class="grid">' + "".join(_trial_card(v) for v in views) + "</div>")
+def main_views(ctx) -> list[TrialView]:
+    """The trials of the main reconstruction sets, with their references."""
+    return [v for kind, vs in views(ctx).values() if kind == MAIN for v in vs]
+
+
+# -- the section ----------------------------------------------------------------------------------------------------
+def reconstructions_section(ctx) -> str:
+    if not ctx.trials:
+        return missing("No reconstructions yet", "v1recon reconstruct RUN")
+    all_views = views(ctx)
+    has_main = any(kind == MAIN for kind, _ in all_views.values())
+    parts = []
+    for name, (kind, vs) in sorted(all_views.items(), key=lambda item: (item[1][0] != MAIN, item[0])):
+        parts.append(_set_block(name, kind, vs, movies=kind == MAIN or not has_main))
+    if not has_main:
+        parts.insert(
+            0,
+            H.note(
+                "Only reference reconstructions (oracle or upper bound) so far: run v1recon "
+                "reconstruct RUN for the encoders' own reconstructions."
+            ),
+        )
     return "".join(parts)
 
 
-def _config_line(config) -> str:
-    if not isinstance(config, dict) or not config:
-        return ""
-    keep = ("method", "iterations", "ensemble", "smooth_sigma", "seed", "n_models", "models", "encoders")
+def _kind_label(kind: str) -> str:
+    if kind == MAIN:
+        return "reconstruction from recorded responses through the trained encoders"
+    if kind == ORACLE:
+        return "oracle: reconstruction through the true model of the in-silico mouse, same responses"
+    if kind == UPPER:
+        return "upper bound: reconstruction from the encoders' own predicted responses"
+    published = PUBLISHED_BY_KEY.get(kind)
+    return f"variant: {published.quantity}" if published else kind
+
+
+def _set_block(name: str, kind: str, vs: list[TrialView], movies: bool) -> str:
+    vs = sorted(vs, key=lambda v: (v.files.mouse, v.files.trial_id))
+    parts = [f"<h3>{H.esc(name)}</h3>", f'<p class="lead">{H.esc(_kind_label(kind))}</p>', _config_line(vs)]
+    parts.append(_metrics_table(vs))
+    plots = _metric_plot(vs) + _optimisation_plot(vs) if movies else ""
+    if plots:
+        parts.append(f'<div class="row">{plots}</div>')
+    if movies:
+        parts.append('<div class="grid">' + "".join(_trial_card(v) for v in vs) + "</div>")
+    return "".join(parts)
+
+
+def _config_line(vs: list[TrialView]) -> str:
+    config = vs[0].files.config if vs else {}
+    keep = ("method", "iterations", "ensemble", "smooth_sigma", "seed")
     items = [f"{k} = {config[k]}" for k in keep if k in config and not isinstance(config[k], dict)]
-    return f'<p class="muted">{H.esc(", ".join(items))}</p>' if items else ""
+    sidecar = vs[0].files.sidecar or {} if vs else {}
+    encoders = (sidecar.get("models") or {}).get("encoders") if isinstance(sidecar.get("models"), dict) else None
+    if isinstance(encoders, list):
+        items.append(f"encoders = {', '.join(map(str, encoders))}")
+    mask = sidecar.get("mask")
+    if isinstance(mask, dict) and mask.get("source"):
+        items.append(f"mask = {mask['source']}" + (f" ({mask['note']})" if mask.get("note") else ""))
+    return f'<p class="muted">{H.esc("; ".join(items))}</p>' if items else ""
 
 
-def _metrics_table(views: list[TrialView]) -> str:
-    metrics = [m for m in METRICS if any(m in v.metrics for v in views)]
-    refs = [r for r in REFERENCES if any(r in v.references for v in views)]
-    headers = ["trial", *[pretty(m) + (f" ({UNITS[m]})" if m in UNITS else "") for m in metrics]]
-    headers += [f"{r}: video correlation" for r in refs]
-    rows = [
-        [v.files.trial_id, *[v.metrics.get(m) for m in metrics], *[v.references.get(r) for r in refs]] for v in views
-    ]
-    digits = [0, *[DIGITS.get(m, 3) for m in metrics], *[3] * len(refs)]
-    columns = [[v.metrics.get(m) for v in views] for m in metrics] + [
-        [v.references.get(r) for v in views] for r in refs
-    ]
-    summary = [
-        ["mean \u00b1 SD", *[mean_sd_text(c, d, with_n=False) for c, d in zip(columns, digits[1:], strict=True)]],
-        ["n", *[mean_sd_n(c)[2] for c in columns]],
-    ]
-    caption = (
-        f"Every metric per trial, frames {EVAL_START_FRAME} on, inside the evaluation mask (full-screen correlation: "
-        "all pixels). Oracle: reconstruction through the true model of the in-silico mouse from the same responses; "
-        "upper bound: reconstruction from the encoders' own predicted responses."
-    )
+def _metrics_table(vs: list[TrialView]) -> str:
+    metrics = [m for m in METRICS if any(m in v.metrics for v in vs)]
+    refs = [r for r in REFERENCES if any(r in v.references for v in vs)]
     if not metrics:
         return H.note("These trials carry no metrics and no truth to compute them from.")
+    several_mice = len({v.files.mouse for v in vs}) > 1
+    lead = ["mouse", "trial"] if several_mice else ["trial"]
+    headers = [*lead, *[METRICS[m] for m in metrics], *[f"{r}: video r" for r in refs]]
+    rows = [
+        [*([v.files.mouse] if several_mice else []), v.files.trial_id]
+        + [v.metrics.get(m) for m in metrics]
+        + [v.references.get(r) for r in refs]
+        for v in vs
+    ]
+    digits = [0] * len(lead) + [DIGITS.get(m, 3) for m in metrics] + [3] * len(refs)
+    columns = [[v.metrics.get(m) for v in vs] for m in metrics] + [[v.references.get(r) for v in vs] for r in refs]
+    pad = [""] * (len(lead) - 1)
+    summary = [
+        [
+            "mean \u00b1 SD",
+            *pad,
+            *[mean_sd_text(c, d, with_n=False) for c, d in zip(columns, digits[len(lead) :], strict=True)],
+        ],
+        ["n", *pad, *[mean_sd_n(c)[2] for c in columns]],
+    ]
+    caption = (
+        f"Every metric per trial, frames {EVAL_START_FRAME} on, inside the evaluation mask (full-screen r: all "
+        "pixels). r: Pearson correlation with the true movie; SSIM (published): global, c1 = c2 = 255\u00b2; "
+        "response consistency: responses predicted from the reconstruction vs recorded. Oracle: reconstruction "
+        "through the true model of the in-silico mouse from the same responses; upper bound: from the encoders' "
+        "own predicted responses."
+    )
     return H.table(headers, rows, caption=caption, summary_rows=summary, digits=digits)
 
 
-def _metric_plot(views: list[TrialView]) -> str:
-    values = {"this reconstruction": [v.metrics.get("video_correlation") for v in views]}
+def _metric_plot(vs: list[TrialView]) -> str:
+    values = {"reconstruction": [v.metrics.get("video_correlation") for v in vs]}
     for ref in REFERENCES:
-        vals = [v.references.get(ref) for v in views]
+        vals = [v.references.get(ref) for v in vs]
         if any(x is not None for x in vals):
             values[ref] = vals
-    if mean_sd_n(values["this reconstruction"])[2] == 0:
+    if mean_sd_n(values["reconstruction"])[2] == 0:
         return ""
     png = figures.metric_by_trial(values, list(values), "video correlation r", "Video correlation per trial")
     return H.image(png, "video correlation per trial", "Dots: trials; squares and bars: mean \u00b1 SD.", width=560)
 
 
-def _optimisation_plot(views: list[TrialView]) -> str:
+def _optimisation_plot(vs: list[TrialView]) -> str:
     """Video correlation against iteration, from the 'correlation' (K, I) arrays of the npz files."""
     curves = {}
-    for v in views:
-        arrays = collect.load_npz_arrays(v.files.npz)
-        corr = arrays.get("correlation")
+    for v in vs:
+        corr = collect.load_npz_arrays(v.files.npz).get("correlation")
         if corr is not None and corr.ndim in (1, 2) and np.isfinite(corr).any():
-            curves[f"trial {v.files.trial_id}"] = np.nanmean(np.atleast_2d(corr), axis=0)
+            curves[f"{v.files.mouse} trial {v.files.trial_id}"] = np.nanmean(np.atleast_2d(corr), axis=0)
     if not curves:
         return ""
     png = figures.optimisation_curves(curves)
-    return H.image(
-        png,
-        "optimisation curves",
-        "Video correlation with the truth during the optimisation (mean over the ensemble's models).",
-        width=560,
-    )
+    caption = "Video correlation with the true movie during the optimisation (mean over the models)."
+    return H.image(png, "optimisation curves", caption, width=560)
 
 
 # -- one trial ------------------------------------------------------------------------------------------------------
-def _movies(files: collect.TrialFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
+def movies_of(files: collect.TrialFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(reconstruction, truth, evaluation mask) from the trial's npz, when it holds both movies."""
     arrays = collect.load_npz_arrays(files.npz)
     recon = next((arrays[k] for k in VIDEO_KEYS if k in arrays and arrays[k].ndim == 3), None)
@@ -205,82 +290,62 @@ def _movies(files: collect.TrialFiles) -> tuple[np.ndarray, np.ndarray, np.ndarr
     if recon is None or truth is None or recon.shape != truth.shape:
         return None
     mask = next((arrays[k] for k in MASK_KEYS if k in arrays and arrays[k].shape == recon.shape[1:]), None)
-    return (
-        recon.astype(np.float32),
-        truth.astype(np.float32),
-        (None if mask is None else mask >= 1 if mask.dtype.kind == "f" else mask.astype(bool)),
-    )
+    if mask is not None:
+        mask = mask >= 1 if mask.dtype.kind == "f" else mask.astype(bool)
+    return recon.astype(np.float32), truth.astype(np.float32), mask
 
 
 def _trial_card(view: TrialView) -> str:
     files = view.files
-    title = f"Trial {files.trial_id}"
+    title = f"{files.mouse} \u00b7 trial {files.trial_id}"
     r = view.metrics.get("video_correlation")
     if r is not None:
         title += f" \u00b7 video r = {r:.3f}"
     parts = [f'<div class="trial"><h4>{H.esc(title)}</h4>']
-    movies = _movies(files)
+    movies = movies_of(files)
     mp4 = files.mp4.read_bytes() if files.mp4 else (_make_movie(movies) if movies else None)
     if mp4:
         parts.append(H.video(mp4, f"trial {files.trial_id}: truth and reconstruction"))
     else:
         parts.append(H.note("No movie for this trial (no .mp4 and no reconstruction with truth in the .npz)."))
-    strip = files.png.read_bytes() if files.png else (_make_strip(movies) if movies else None)
-    if strip:
-        parts.append(H.image(strip, f"frame strip of trial {files.trial_id}"))
     if movies:
-        recon, truth, mask = movies
-        from v1recon.metrics.video import frame_correlations
-
-        curve = frame_correlations(recon, truth, mask)
-        parts.append(
-            H.image(
-                figures.frame_correlation_plot({"reconstruction": curve}),
-                f"per-frame correlation of trial {files.trial_id}",
-            )
-        )
+        parts.append(H.image(_make_strip(movies), f"frame strip of trial {files.trial_id}"))
+        parts.append(_frame_plot(view, movies))
+    elif files.png:
+        parts.append(H.image(files.png.read_bytes(), f"figure of trial {files.trial_id}"))
     parts.append("</div>")
     return "".join(parts)
 
 
-def _make_movie(movies) -> bytes | None:
-    """A side-by-side MP4 (truth | reconstruction) written to a temporary file and read back."""
-    from v1recon.report.media import write_side_by_side_movie
+def _frame_plot(view: TrialView, movies) -> str:
+    """Per-frame correlation of the reconstruction and, when present, of its oracle and upper bound."""
+    from v1recon.metrics.video import frame_correlations
 
     recon, truth, mask = movies
+    curves = {"reconstruction": frame_correlations(recon, truth, mask)}
+    for ref, files in view.reference_files.items():
+        ref_movies = movies_of(files)
+        if ref_movies is not None and ref_movies[0].shape == recon.shape:
+            curves[ref] = frame_correlations(ref_movies[0], truth, mask)
+    return H.image(figures.frame_correlation_plot(curves), f"per-frame correlation of trial {view.files.trial_id}")
+
+
+def _make_movie(movies) -> bytes:
+    """A side-by-side MP4 (truth | reconstruction | error) written to a temporary file and read back."""
+    from v1recon.report.media import error_panel, write_side_by_side_movie
+
+    recon, truth, mask = movies
+    panels = {"truth": truth, "reconstruction": recon, "error": error_panel(recon, truth)}
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_side_by_side_movie(Path(tmp) / "trial.mp4", {"truth": truth, "reconstruction": recon}, mask=mask)
-        return path.read_bytes()
+        return write_side_by_side_movie(Path(tmp) / "trial.mp4", panels, mask=mask).read_bytes()
 
 
-def _make_strip(movies) -> bytes | None:
+def _make_strip(movies) -> bytes:
     from v1recon.report.media import frame_strip
 
     recon, truth, mask = movies
     t = recon.shape[0]
-    start = min(EVAL_START_FRAME, t - 1)
-    frames = np.unique(np.linspace(start, t - 1, STRIP_FRAMES).astype(int))
+    frames = np.unique(np.linspace(min(EVAL_START_FRAME, t - 1), t - 1, STRIP_FRAMES).astype(int))
     with tempfile.TemporaryDirectory() as tmp:
         path = frame_strip(Path(tmp) / "strip.png", {"truth": truth, "reconstruction": recon}, frames, mask=mask)
         return path.read_bytes()
-
-
-def _summaries(summaries: dict[str, dict]) -> str:
-    if not summaries:
-        return ""
-    rows = []
-    for folder, content in sorted(summaries.items()):
-        for key, value in collect.flat_numbers(content).items():
-            if not key.startswith("provenance"):
-                rows.append([folder or ".", key, value])
-    if not rows:
-        return ""
-    return "<h4>Summary files</h4>" + H.table(
-        ["folder", "quantity", "value"], rows[:80], caption="Numbers of the summary.json files under reconstructions/."
-    )
-
-
-def main_views(ctx) -> list[TrialView]:
-    """The trials of the main reconstruction sets (not the oracle or upper-bound sets), with their references."""
-    main, refs = _split_references(_sets(ctx.trials))
-    return [_view(t, refs) for trials in main.values() for t in trials]
