@@ -7,41 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from models_toy import TINY_DWISE, TINY_FAST, inputs, one_thread, tiny_dwise  # noqa: F401 (fixture)
 
 from v1recon.errors import V1ReconError
 from v1recon.models import BoundEncoder, EnsembleEncoder, build_model, load_model, save_model
-from v1recon.models.dwiseneuro import DwiseNeuro, PositionalEncoding3d, stack_inputs
+from v1recon.models.dwiseneuro import PositionalEncoding3d, stack_inputs
 
-REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "dwiseneuro_state_dict.txt"
-TINY_DWISE = dict(
-    core_features=(4, 4, 4, 4, 8, 8, 8, 8, 8), expansion_ratio=2, se_reduce_ratio=4, cortex_features=(16, 16, 32)
-)
-TINY_FAST = dict(channels=(4, 6), temporal_kernels=(5, 3), train_predicted_frames=6)
-
-
-def tiny_dwise(counts=(9, 7), seed=0) -> DwiseNeuro:
-    torch.manual_seed(seed)
-    model = build_model("small", list(counts), **TINY_DWISE)
-    randomise_batchnorm(model)
-    return model.eval()
-
-
-def randomise_batchnorm(model: torch.nn.Module) -> None:
-    """Non-trivial running statistics, so that eval-mode BatchNorm is not the identity."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
-
-
-def inputs(batch=2, frames=40, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    video = torch.rand(batch, frames, 36, 64, generator=g) * 255
-    behaviour = torch.randn(batch, 4, frames, generator=g) * 3 + 5
-    return video, behaviour
+REFERENCE = Path(__file__).resolve().parent / "data" / "dwiseneuro_state_dict.txt"
 
 
 def test_paper_preset_matches_published_state_dict():
