@@ -27,8 +27,9 @@ def mouse_figure(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = plt.figure(figsize=(15, 10.5), layout="constrained")
-    grid = fig.add_gridspec(3, 3, height_ratios=[1.0, 1.0, 1.1])
+    fig = plt.figure(figsize=(15, 10.5))
+    grid = fig.add_gridspec(3, 3, height_ratios=[1.0, 1.0, 0.8], left=0.05, right=0.98, bottom=0.05, top=0.93,
+                            wspace=0.22, hspace=0.35)  # fmt: skip
     _mosaic(fig.add_subplot(grid[0, 0]), model, max_contours)
     _population(fig.add_subplot(grid[0, 1]), model, None if example is None else example[0])
     _tuning(fig.add_subplot(grid[0, 2]), model)
@@ -47,18 +48,28 @@ def mouse_figure(
 
 
 def _mosaic(ax, model: GroundTruthV1, max_contours: int) -> None:
-    """Contours of the RF envelopes (1 sigma) of a random subset of neurons, coloured by cell type."""
-    env = model.rf_envelopes()
+    """1-sigma ellipses of the RF envelopes of a random subset of neurons, coloured by cell type."""
+    from matplotlib.collections import EllipseCollection
+
+    p = model.parameters_numpy()
     types = model.cell_types()
     pick = np.random.default_rng(0).permutation(model.n_neurons)[:max_contours]
-    az = np.linspace(EXTENT[0], EXTENT[1], FRAME_SHAPE[1])
-    el = np.linspace(EXTENT[3], EXTENT[2], FRAME_SHAPE[0])
-    for i in pick:
-        ax.contour(az, el, env[i], levels=[np.exp(-0.5)], colors=TYPE_COLOURS[types[i]], linewidths=0.7, alpha=0.8)
+    ellipses = EllipseCollection(
+        widths=2 * p["sigma_deg"][pick],
+        heights=2 * p["sigma_deg"][pick] * p["aspect"][pick],
+        angles=np.rad2deg(p["orientation_rad"][pick]),
+        units="xy",
+        offsets=np.column_stack([p["azimuth_deg"][pick], p["elevation_deg"][pick]]),
+        offset_transform=ax.transData,
+        facecolors="none",
+        edgecolors=[TYPE_COLOURS[t] for t in types[pick]],
+        linewidths=0.8,
+    )
+    ax.add_collection(ellipses)
     for kind in CELL_TYPES:
         ax.plot([], [], color=TYPE_COLOURS[kind], label=f"{kind} ({np.mean(types == kind):.0%})")
     ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
-    _screen_axes(ax, f"RF mosaic: 1-sigma contours of {len(pick)} of {model.n_neurons} neurons")
+    _screen_axes(ax, f"RF mosaic: 1-sigma envelopes of {len(pick)} of {model.n_neurons} neurons")
 
 
 def _population(ax, model: GroundTruthV1, frame_source: np.ndarray | None) -> None:
@@ -119,7 +130,7 @@ def _traces(ax, rates: np.ndarray, responses: np.ndarray) -> None:
 
 
 def _behaviour(fig, cell, behaviour: np.ndarray) -> None:
-    sub = cell.subgridspec(1, 3)
+    sub = cell.subgridspec(1, 3, wspace=0.25)
     t = np.arange(behaviour.shape[1]) / FRAME_RATE_HZ
     ax = fig.add_subplot(sub[0])
     ax.plot(t, behaviour[1], color="tab:green")

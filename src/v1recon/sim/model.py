@@ -184,7 +184,8 @@ class GroundTruthV1(nn.Module):
         coordinates = params.get("coordinates")
         coordinates = np.zeros((self.n_neurons, 3)) if coordinates is None else np.asarray(coordinates)
         self.register_buffer("coordinates", torch.as_tensor(coordinates, dtype=torch.float32))  # (N, 3) microns
-        self._build(params)
+        # build from the stored float32 values, so that a saved and reloaded model predicts identically
+        self._build(self.parameters_numpy())
 
     # ------------------------------------------------------------------ construction
     def _build(self, params: dict[str, np.ndarray]) -> None:
@@ -200,7 +201,7 @@ class GroundTruthV1(nn.Module):
         r0, r1, c0, c1 = self.window
         spatial = np.stack([even, odd], axis=1)[:, :, r0:r1, c0:c1].reshape(2 * n, -1).T  # (window px, 2N)
         self._buffer("spatial", spatial)
-        self._buffer("envelope", envelope)
+        self._buffer("population", envelope.sum(0) / envelope.sum(0).max())
         self._buffer("temporal", temporal_kernels(p["latency_frames"], p["transience"])[:, None])  # (N, 1, 2, L)
         self._buffer("calcium", exponential_kernel(self.config["calcium_tau_frames"]))
         t = np.arange(KERNEL_FRAMES)
@@ -311,18 +312,19 @@ class GroundTruthV1(nn.Module):
         return {name: getattr(self, name).double().numpy() for name in names}
 
     def receptive_fields(self) -> np.ndarray:
-        """Spatial RF maps (N, 36, 64): the even Gabor (the linear filter of simple cells), unit norm."""
-        even = self.spatial.T.reshape(self.n_neurons, 2, *FRAME_SHAPE)[:, 0]
-        return even.numpy().copy()
+        """Spatial RF maps (N, 36, 64): the even Gabor filter (the linear RF of simple cells), unit norm."""
+        r0, r1, c0, c1 = self.window
+        rfs = np.zeros((self.n_neurons, *FRAME_SHAPE), np.float32)
+        rfs[:, r0:r1, c0:c1] = self.spatial.T.reshape(self.n_neurons, 2, r1 - r0, c1 - c0)[:, 0].numpy()
+        return rfs
 
     def rf_envelopes(self) -> np.ndarray:
         """Gaussian RF envelopes (N, 36, 64), peak 1 at the RF centre (where on the screen each neuron looks)."""
-        return self.envelope.numpy().copy()
+        return gabor_filters(self.parameters_numpy())[2].astype(np.float32)
 
     def population_rf(self) -> np.ndarray:
         """Summed RF envelopes (36, 64), scaled to max 1: where on the screen the population looks."""
-        pop = self.envelope.sum(0).numpy()
-        return pop / pop.max()
+        return self.population.numpy().copy()
 
     def rf_centres_px(self) -> np.ndarray:
         """RF centres (N, 2) as (row, col) pixel coordinates (fractional)."""
