@@ -124,7 +124,7 @@ def load_encoders(run_dir: str | Path, mouse_name: str, device="cpu", include_in
     """One BoundEncoder (Encoder contract: video (B,T,36,64), behaviour (B,4,T) -> (B,N,T)) per trained model.
 
     Models still in training are left out unless `include_incomplete` (they then carry their last epoch's EMA
-    weights). The encoders are in eval mode on `device`.
+    weights). The encoders are in eval mode on `device`; `encoder.name` is `model-<k>`.
     """
     import torch
 
@@ -145,7 +145,7 @@ def load_encoders(run_dir: str | Path, mouse_name: str, device="cpu", include_in
         if list(names) != run.mouse_names:
             raise V1ReconError(f"{stem}.json: its mice {names} differ from the run's {run.mouse_names}.")
         model = model.to(torch.device(device)).eval()
-        encoders.append(BoundEncoder(model, mouse))
+        encoders.append(BoundEncoder(model, mouse, name=f"model-{k}"))
     if not encoders:
         raise V1ReconError(f"{run.path / MODELS_DIR}: no trained model yet; run `v1recon train` to finish the run.")
     return encoders

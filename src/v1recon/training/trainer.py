@@ -126,9 +126,9 @@ class Trainer:
         extra: dict | None = None,
         progress: bool = True,
     ):
-        self.model = model.to(device)
+        self.model = model.to(torch.device(device))
         self.mice = list(mice)
-        self.split, self.config, self.stem, self.device = split, config, Path(stem), device
+        self.split, self.config, self.stem, self.device = split, config, Path(stem), torch.device(device)
         self.extra = dict(extra or {})
         self.progress = progress
         clip = int(model.train_clip_frames)
@@ -151,7 +151,23 @@ class Trainer:
         self.planned_epochs = config.epochs
         self.elapsed_s = 0.0
         self.history: list[dict] = []
+        self._init_from_data()
         self._load_state()
+
+    def _init_from_data(self) -> None:
+        """Let models that offer it start from the data's behaviour statistics and mean responses.
+
+        Saves the early epochs a readout would otherwise spend finding each neuron's baseline.
+        """
+        for m, (mouse, idx) in enumerate(zip(self.mice, self.train_indices, strict=True)):
+            if hasattr(self.model, "set_behaviour_statistics"):
+                beh = np.concatenate([mouse.behaviour[i] for i in idx], axis=1)
+                self.model.set_behaviour_statistics(m, beh.mean(1), beh.std(1) + 1e-6)
+            if hasattr(self.model, "set_response_mean"):
+                total = sum(mouse.responses[i].sum(1, dtype=np.float64) for i in idx)
+                frames = sum(mouse.responses[i].shape[1] for i in idx)
+                self.model.set_response_mean(m, (total / frames).astype(np.float32))
+        self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:

@@ -1,0 +1,181 @@
+"""End-to-end training on the tiny in-silico mouse: run folder, checkpoints, log, resume, encoders, evaluate."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from v1recon.errors import V1ReconError
+
+TRAIN_ARGS = ["--preset", "fast3d", "--models", "2", "--epochs", "2", "--samples-per-epoch", "8", "--batch-size", "4"]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "v1recon", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    from v1recon.sim.simulate import simulate
+
+    out = tmp_path_factory.mktemp("sim") / "data"
+    simulate(out, "tiny", n_mice=2, seed=0, progress=False, figure=False, log=lambda *a: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "run"
+    result = cli("train", data, "--out", out, "--no-progress", *TRAIN_ARGS)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_train_writes_the_run_folder(run, data):
+    info = json.loads((run / "run.json").read_text())
+    assert info["preset"] == "fast3d" and info["ensemble"] == "folds"
+    assert [m["name"] for m in info["mice"]] == ["insilico-s0-m0", "insilico-s0-m1"]
+    assert [m["complete"] for m in info["models"]] == [True, True]
+    assert [s["val_fold"] for s in info["splits"]] == [1, 2]
+    for k in range(2):
+        stem = run / "models" / f"model-{k}"
+        assert (stem.parent / f"model-{k}.safetensors").is_file()
+        assert not (stem.parent / f"model-{k}.state.pt").exists()  # removed once the model is finished
+        config = json.loads((stem.parent / f"model-{k}.json").read_text())
+        assert config["complete"] and config["epoch"] == 2 and config["seed"] == k
+        assert config["mouse_names"] == ["insilico-s0-m0", "insilico-s0-m1"] and config["neuron_counts"] == [60, 60]
+        assert config["split"]["test_fold"] == 0 and config["preset"] == "fast3d"
+        with open(stem.parent / f"model-{k}.log.csv") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(r["epoch"]) for r in rows] == [1, 2]
+        assert all(np.isfinite(float(r["train_loss"])) and -1 <= float(r["val_corr"]) <= 1 for r in rows)
+
+
+def test_rerun_skips_finished_models_and_other_runs_are_refused(run, data):
+    before = (run / "models" / "model-0.safetensors").stat().st_mtime_ns
+    result = cli("train", data, "--out", run, "--no-progress", *TRAIN_ARGS)
+    assert result.returncode == 0, result.stderr
+    assert "already trained" in result.stderr + result.stdout
+    assert (run / "models" / "model-0.safetensors").stat().st_mtime_ns == before
+    other = cli("train", data, "--out", run, "--no-progress", *TRAIN_ARGS[:-1], "2")  # another batch size
+    assert other.returncode == 2 and "different run" in other.stderr and "--overwrite" in other.stderr
+
+
+def test_load_encoders_returns_working_encoders(run, data):
+    from v1recon.data import open_recordings
+    from v1recon.training.run import load_encoders, load_run
+
+    encoders = load_encoders(run, "insilico-s0-m1")
+    assert len(encoders) == 2 and all(e.n_neurons == 60 for e in encoders)
+    rec = open_recordings(data)[1]
+    trial = rec.trial(rec.trial_ids("oracle")[0])
+    video, behaviour = torch.from_numpy(trial.video)[None], torch.from_numpy(trial.behaviour)[None]
+    out = encoders[0](video, behaviour)
+    assert out.shape == (1, 60, trial.length) and torch.isfinite(out).all() and (out >= 0).all()
+    assert load_run(run).mouse_index("insilico-s0-m1") == 1
+    with pytest.raises(V1ReconError, match="no mouse named"):
+        load_encoders(run, "mouse-x")
+
+
+def test_training_never_sees_the_held_out_fold(data, tmp_path):
+    from v1recon.data import fold_of_trials, open_recordings
+    from v1recon.models import build_model
+    from v1recon.training.clips import load_training_trials
+    from v1recon.training.config import train_config
+    from v1recon.training.splits import plan_splits
+    from v1recon.training.trainer import Trainer
+
+    recordings = open_recordings(data)
+    mice = [load_training_trials(r, 7) for r in recordings]
+    for split in plan_splits(3, "folds") + plan_splits(2, "seeds"):
+        trainer = Trainer(build_model("fast3d", [60, 60]), mice, split, train_config("tiny"), tmp_path / "m", "cpu")
+        for rec, mouse, train, val in zip(recordings, mice, trainer.train_indices, trainer.val_indices, strict=True):
+            folds = fold_of_trials(rec)  # independent: reads the hashed frames from disk
+            used = {mouse.trial_ids[i] for i in train}
+            assert used and all(folds[t] in split.train_folds for t in used)
+            assert not any(folds[t] in (0, split.val_fold) for t in used)
+            assert all(folds[mouse.trial_ids[i]] == split.val_fold for i in val)
+            assert set(mouse.trial_ids) == set(rec.trial_ids("train", with_responses=True))
+
+
+def _trainer(mice, stem, epochs=2):
+    from v1recon.device import seed_everything
+    from v1recon.models import build_model
+    from v1recon.training.config import train_config
+    from v1recon.training.splits import plan_splits
+    from v1recon.training.trainer import Trainer
+
+    split = plan_splits(1, "seeds", seed=3)[0]
+    seed_everything(split.seed)
+    model = build_model("fast3d", [m.n_neurons for m in mice])
+    config = train_config("tiny", epochs=epochs, samples_per_epoch=8, batch_size=4)
+    return Trainer(model, mice, split, config, stem, "cpu", {"mouse_names": [m.name for m in mice]}, progress=False)
+
+
+def test_resume_continues_from_the_last_complete_epoch(data, tmp_path):
+    from v1recon.data import open_recordings
+    from v1recon.models import load_model
+    from v1recon.training.clips import load_training_trials
+
+    mice = [load_training_trials(r, 7) for r in open_recordings(data)]
+    straight = _trainer(mice, tmp_path / "a")
+    straight.fit()
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        raise Stop
+
+    interrupted = _trainer(mice, tmp_path / "b")
+    with pytest.raises(Stop):
+        interrupted.fit(on_epoch=stop)
+    assert (tmp_path / "b.state.pt").is_file()
+    assert load_model(tmp_path / "b")[1]["complete"] is False
+    resumed = _trainer(mice, tmp_path / "b")
+    assert resumed.epoch == 1
+    resumed.fit()
+    assert resumed.epoch == 2 and [r["epoch"] for r in resumed.history] == [1, 2]
+    a, _ = load_model(tmp_path / "a")
+    b, config = load_model(tmp_path / "b")
+    assert config["complete"] is True
+    for (name, wa), wb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.allclose(wa.float(), wb.float(), atol=1e-6), name
+
+
+def test_evaluate_scores_models_ensemble_and_truth(run, data):
+    result = cli("evaluate", run, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "ensemble" in result.stdout and "truth" in result.stdout
+    ev = json.loads((run / "evaluation" / "encoders.json").read_text())
+    mouse = ev["mice"]["insilico-s0-m0"]
+    assert set(mouse["encoders"]) == {"model-0", "model-1", "ensemble", "truth"}
+    assert mouse["n_trials"] == 18 and mouse["n_stimuli"] == 6
+    truth = mouse["encoders"]["truth"]["single_trial_correlation"]
+    assert 0.1 < truth < 1
+    assert mouse["ratio_to_truth"]["ensemble"] == pytest.approx(
+        mouse["encoders"]["ensemble"]["single_trial_correlation"] / truth
+    )
+    again = cli("evaluate", run, "--no-progress")
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_evaluate_refuses_mismatched_data(run, data, tmp_path):
+    from v1recon.data import Trial, open_recordings, write_recording
+
+    rec = open_recordings(data)[0]
+    trials = []
+    for i in range(len(rec.trials)):
+        t = rec.trial(i)
+        resp = None if t.responses is None else t.responses[:30]
+        trials.append(Trial(t.trial_id, t.tier, t.video, resp, t.behaviour))
+    write_recording(tmp_path / "fewer" / rec.name, trials, rec.unit_ids[:30], rec.coordinates[:30])
+    result = cli("evaluate", run, "--data", tmp_path / "fewer", "--overwrite", "--no-progress")
+    assert result.returncode == 2
+    assert "30 neurons" in result.stderr and "60" in result.stderr and result.stderr.count("\n") == 1
+    empty = cli("evaluate", run, "--tiers", "live_bonus", "--overwrite", "--no-progress")
+    assert empty.returncode == 2 and "no live_bonus trials" in empty.stderr
