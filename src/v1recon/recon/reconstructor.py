@@ -10,7 +10,7 @@ works: a trained model bound to a mouse, an ensemble, or the in-silico mouse's t
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -69,12 +69,13 @@ def masked_correlation(video: torch.Tensor, truth: torch.Tensor, mask: torch.Ten
     return ((x * y).sum(1) / denom).float()
 
 
-def _check_inputs(encoders, responses, behaviours, update_mask, sources) -> None:
+def check_inputs(encoders, responses, behaviours, sources, update_mask=None) -> None:
+    """Raise a one-sentence V1ReconError naming the source of the first bad input (see reconstruct_trials)."""
     n = encoders[0].n_neurons
     for enc in encoders:
         if enc.n_neurons != n:
             raise V1ReconError(f"the encoders predict different neuron counts ({enc.n_neurons} and {n}).")
-    if np.shape(update_mask) != FRAME_SHAPE:
+    if update_mask is not None and np.shape(update_mask) != FRAME_SHAPE:
         raise V1ReconError(f"update mask must be {FRAME_SHAPE} pixels, got {np.shape(update_mask)}.")
     if len(behaviours) != len(responses):
         raise V1ReconError(f"{len(responses)} response traces but {len(behaviours)} behaviour traces were given.")
@@ -132,16 +133,18 @@ def reconstruct_trials(
     truths: Sequence[np.ndarray] | None = None,
     eval_mask: np.ndarray | None = None,
     sources: Sequence[str] | None = None,
-    progress=None,
+    progress: Callable[[int], None] | None = None,
+    on_iteration: Callable[[], None] | None = None,
 ) -> list[Reconstruction]:
     """Reconstruct every trial; see the module docstring. `truths` (T, 36, 64) only feed the per-iteration
-    correlation (inside `eval_mask`, frames >= 30); `progress(n_trials_done)` is called after every batch."""
+    correlation (inside `eval_mask`, frames >= 30); `progress(n_trials_done)` is called after every batch and
+    `on_iteration()` after every iteration of every model."""
     config = config or ReconConfig()
     if config.ensemble not in ("average", "gradient"):
         raise V1ReconError(f"unknown ensemble mode {config.ensemble!r}; choose average or gradient.")
     encoders = list(encoders)
     sources = list(sources) if sources is not None else [f"trial {i}" for i in range(len(responses))]
-    _check_inputs(encoders, responses, behaviours, update_mask, sources)
+    check_inputs(encoders, responses, behaviours, sources, update_mask)
     device = encoder_device(encoders[0], torch.device("cpu"))
     mask_t = torch.as_tensor(np.asarray(update_mask, dtype=np.float32), device=device)
     emask = np.ones(FRAME_SHAPE, bool) if eval_mask is None else np.asarray(eval_mask) > 0
@@ -163,6 +166,8 @@ def reconstruct_trials(
 
                 def log(_i, video, loss, loss_log=loss_log, corr_log=corr_log, truth=truth):
                     loss_log.append(loss.float().cpu().numpy())
+                    if on_iteration is not None:
+                        on_iteration()
                     if truth is not None and video.shape[1] > EVAL_START_FRAME:
                         corr_log.append(masked_correlation(video, truth, emask_t, EVAL_START_FRAME).cpu().numpy())
 
