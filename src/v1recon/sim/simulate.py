@@ -53,6 +53,11 @@ class Preset:
         per_frame = 4 * (36 * 64 + self.n_neurons + 4)
         return self.n_trials * per_frame * (self.n_frames + self.pad_frames)
 
+    def estimated_seconds(self) -> float:
+        """Rough time of one mouse on an otherwise idle 2-core CPU (model, noise, movies, writing, figure)."""
+        per_trial = self.n_frames / 300 * (0.03 + 0.07 * self.n_neurons / 1000)
+        return 10 + self.n_trials * per_trial
+
 
 PRESETS = {
     "tiny": Preset(n_neurons=60, n_train=16, n_test_movies=2, n_repeats=3, n_frames=90, pad_frames=10),
