@@ -18,6 +18,7 @@ from v1recon.errors import V1ReconError
 from v1recon.io import save_npz, write_json
 from v1recon.report import comparison_markdown, comparison_values, write_report
 from v1recon.report.published import NOT_MEASURED, PUBLISHED, PUBLISHED_BY_KEY
+from v1recon.training.splits import plan_splits
 
 T, H, W, N = 45, 36, 64, 12
 MOUSE = "mouse-a"
@@ -39,9 +40,9 @@ def _write_data(root: Path, rng: np.random.Generator) -> Path:
         trials.append(Trial(i, tier, _movie(rng), responses, behaviour.astype(np.float32)))
     path = write_recording(root / MOUSE, trials, np.arange(N), rng.normal(0, 100, (N, 3)))
     # What the simulator leaves beside the mouse folders.
-    from v1recon.report import figures
+    import imageio.v3 as iio
 
-    (root / f"{MOUSE}.png").write_bytes(figures.behaviour_figure(trials[0].behaviour, "simulated behaviour"))
+    iio.imwrite(root / f"{MOUSE}.png", trials[0].video[0].astype(np.uint8))
     write_json(root / f"{MOUSE}.truth.json", {"calibration": {"single_trial_correlation_median": 0.78}})
     write_json(root / "simulation.json", {"preset": "tiny", "seed": 0, "seconds": 24.8, "mice": [{"seconds": 11.6}]})
     return path
@@ -65,7 +66,7 @@ def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", 
             "seed": 0,
             "n_folds": 7,
             "test_fold": 0,
-            "splits": [{"model_index": k, "val_fold": k + 1, "seed": 100 + k} for k in range(2)],
+            "splits": [s.to_dict() for s in plan_splits(2, "folds", 0, 7, 0)],
             "train_config": {"epochs": 3, "batch_size": 4},
             "models": [{"index": k, "complete": True, "epochs": 3, "val_corr": 0.2} for k in range(2)],
             "timings": {"load_seconds": 1.5, "total_seconds": 42.0},
@@ -278,3 +279,24 @@ def test_published_numbers_and_markdown_table():
     assert "| 0.569 | 0.412 |" in lines[2]
     assert "| 0.510 | not measured in this run |" in table
     assert "| 0.2913 |" in table and "real data (published)" in lines[0] and "in-silico mouse (this run)" in lines[0]
+
+
+def test_example_predictions_are_computed_from_the_run_models(tmp_path):
+    """With --compute the report predicts a held-out trial with the run's saved model (untrained here)."""
+    from v1recon.models import build_model, save_model
+    from v1recon.report.sections.encoders import _computed_example
+
+    run = make_run(tmp_path, stages=())
+    (run / "models").mkdir()
+    model = build_model("fast3d", [N])
+    save_model(run / "models" / "model-0", model, {"complete": True, "mouse_names": [MOUSE], "epoch": 1})
+    splits = [s.to_dict() for s in plan_splits(1, "folds", 0, 7, 0)]
+    write_json(run / "run.json", {**json.loads((run / "run.json").read_text()), "splits": splits})
+    from v1recon.report.build import Context
+
+    ctx = Context(run, json.loads((run / "run.json").read_text()), compute=True)
+    predicted, recorded, label = _computed_example(ctx, MOUSE)
+    assert predicted.shape == recorded.shape == (N, T)
+    assert np.isfinite(predicted).all() and "oracle" in label
+    page = write_report(run).read_text()
+    assert 'alt="example neurons of mouse-a"' in page

@@ -216,7 +216,7 @@ def frame_correlation_plot(curves: Mapping[str, np.ndarray], start: int = EVAL_S
     ax.set_ylim(min(-0.1, ax.get_ylim()[0]), 1.0)
     ax.axhline(0, color="0.6", lw=0.6)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, frameon=False, loc="lower right")
+    ax.legend(fontsize=7, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(curves))
     fig.tight_layout()
     return to_png(fig)
 
@@ -251,7 +251,8 @@ def comparison_figure(rows: Sequence[tuple[str, float, float | None]]) -> bytes:
     ax.set_yticks(y, [_short(r[0]) for r in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("correlation r")
-    ax.set_xlim(0, 1)
+    ax.set_xlim(min(0.0, np.nanmin(ours) - 0.05 if np.isfinite(ours).any() else 0.0), 1)
+    ax.axvline(0, color="0.3", lw=0.8)
     ax.legend(fontsize=8, frameon=False, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -109,6 +109,14 @@ def _mouse_screen(ctx, name: str) -> str:
             )
         )
     out.append(H.image(figures.mask_figure(mask, name, rfs), f"mask and receptive fields of {name}", caption))
+    if float(np.nanmax(mask)) < 1.0:
+        out.append(
+            H.note(
+                f"The evaluation mask of {name} is empty (no pixel reaches m \u2265 1, maximum "
+                f"{float(np.nanmax(mask)):.2f}); reconstructions then fall back to the update mask or to all pixels. "
+                "A longer mask training (the published 1000 iterations) usually fixes this."
+            )
+        )
     if mask_entry and mask_entry.get("sidecar"):
         out.append(_mask_numbers(mask_entry["sidecar"]))
     return "".join(out)
