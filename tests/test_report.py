@@ -48,7 +48,10 @@ def _write_data(root: Path, rng: np.random.Generator) -> Path:
     return path
 
 
-def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", "masks", "reconstructions")) -> Path:
+ALL_STAGES = ("models", "evaluation", "masks", "reconstructions", "analyses")
+
+
+def make_run(tmp_path: Path, stages: tuple[str, ...] = ALL_STAGES) -> Path:
     """A run folder shaped like the real one, with only the given stages present."""
     rng = np.random.default_rng(0)
     data = tmp_path / "data"
@@ -114,7 +117,33 @@ def make_run(tmp_path: Path, stages: tuple[str, ...] = ("models", "evaluation", 
         )
     if "reconstructions" in stages:
         _write_reconstructions(run, data / MOUSE, rng)
+    if "analyses" in stages:
+        _write_analyses(run)
     return run
+
+
+def _write_analyses(run: Path) -> None:
+    """Two analyses as `v1recon analyse` writes them: result.npz, result.json (summary), figure.png."""
+    import imageio.v3 as iio
+
+    folder = run / "analyses" / "population"
+    r = np.array([[0.2, 0.3, 0.4, 0.5], [0.3, 0.4, 0.5, 0.6]])
+    save_npz(folder / "result.npz", fractions=np.array([0.125, 0.25, 0.5, 1.0]), r=r)
+    summary = {
+        "title": "Population ablation",
+        "description": "Nested neuron subsets.",
+        "table": {"headers": ["neurons kept", "r mean"], "rows": [["12.5%", 0.25], ["100%", 0.55]]},
+        "expected": [{"effect": "more neurons give better reconstructions", "holds": True, "why": "monotone"}],
+        "statistics": {"friedman": {"p": 0.01}},
+    }
+    write_json(folder / "result.json", {"analysis": "population", "summary": summary, "seconds": 12.0})
+    iio.imwrite(folder / "figure.png", np.full((20, 30), 200, np.uint8))
+    folder = run / "analyses" / "masks"
+    table = {
+        "headers": ["update mask", "pixels", "r mean", "r SD"],
+        "rows": [["none", 2304, 0.31, 0.1], ["standard", 900, 0.4, 0.1], ["strict", 400, 0.38, 0.1]],
+    }
+    write_json(folder / "result.json", {"summary": {"title": "Update masks", "table": table}})
 
 
 def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator) -> None:
@@ -180,7 +209,7 @@ def test_report_is_self_contained_and_has_every_section(full_run):
     path = run / "report.html"
     assert path == run / "report.html"
     page = path.read_text()
-    for anchor in ("summary", "data", "encoders", "reconstructions", "paper", "run"):
+    for anchor in ("summary", "data", "encoders", "reconstructions", "analyses", "paper", "run"):
         assert f'id="{anchor}"' in page
     # Nothing refers outside the page: only data URIs for media, no external scripts, styles or fonts.
     assert not re.search(r'(src|href)="(?!data:|#)', page)
@@ -206,6 +235,13 @@ def test_report_numbers_agree_with_the_files(full_run):
     ]
     expected = np.mean([s["metrics"]["video_correlation"] for s in sidecars])
     assert values["video_corr"] == pytest.approx(expected)
+    # Analyses: population means per fraction from result.npz, update masks from the summary table.
+    assert values["video_corr_population_12.5"] == pytest.approx(0.25)
+    assert values["video_corr_population_50"] == pytest.approx(0.45)
+    assert values["video_corr_no_mask"] == pytest.approx(0.31)
+    assert values["video_corr_strict_mask"] == pytest.approx(0.38)
+    # The main reconstruction uses every neuron: it, not the analysis, gives the 100 % value.
+    assert values["video_corr_population_100"] == pytest.approx(expected)
     # Encoder: mean over single models, not the ensemble or the truth.
     assert values["encoder_single_trial_corr"] == pytest.approx(0.22)
     # Unsmoothed: the plain per-model average, here identical to the stored video.
@@ -224,6 +260,7 @@ def test_missing_stages_are_named_with_their_command(tmp_path):
     page = write_report(run, compute=False).read_text()
     assert "No reconstructions yet: run v1recon reconstruct RUN." in page
     assert "No encoder evaluation yet: run v1recon evaluate RUN." in page
+    assert "No analyses yet: run v1recon analyse NAME RUN" in page
     assert "No trained models yet" in page
     assert "No mask for mouse-a yet" in page
     assert NOT_MEASURED in page

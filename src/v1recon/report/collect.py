@@ -322,3 +322,50 @@ def load_npz_arrays(path: Path | None) -> dict[str, np.ndarray]:
             return {k: npz[k] for k in npz.files}
     except (OSError, ValueError):
         return {}
+
+
+# -- analyses ------------------------------------------------------------------------------------------------------
+@dataclass
+class AnalysisFiles:
+    """RUN/analyses/<name>/: result.json (sidecar with 'summary'), result.npz, figure.png."""
+
+    name: str
+    folder: Path
+    sidecar: dict[str, Any] | None
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        summary = (self.sidecar or {}).get("summary")
+        return summary if isinstance(summary, dict) else {}
+
+    @property
+    def figure(self) -> bytes | None:
+        path = self.folder / "figure.png"
+        return path.read_bytes() if path.is_file() else None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return load_npz_arrays(self.folder / "result.npz")
+
+    def table_value(self, row_label: str, column_prefix: str) -> float | None:
+        """The number in the summary table's row whose first cell is `row_label`, column whose header starts
+        with `column_prefix`."""
+        table = self.summary.get("table")
+        if not isinstance(table, dict):
+            return None
+        headers = [str(h) for h in table.get("headers", [])]
+        column = next((i for i, h in enumerate(headers) if h.startswith(column_prefix)), None)
+        for row in table.get("rows", []) if column is not None else ():
+            if isinstance(row, list) and row and str(row[0]) == row_label and column < len(row):
+                value = row[column]
+                return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
+        return None
+
+
+def analyses(run_dir: Path) -> list[AnalysisFiles]:
+    """Every finished analysis under RUN/analyses (folders holding result.json), by name."""
+    folder = run_dir / "analyses"
+    out = []
+    for sub in sorted(folder.iterdir()) if folder.is_dir() else ():
+        if sub.is_dir() and not sub.name.startswith(".") and (sub / "result.json").is_file():
+            out.append(AnalysisFiles(sub.name, sub, read_json_quiet(sub / "result.json")))
+    return out

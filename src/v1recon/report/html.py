@@ -55,6 +55,7 @@ details summary { cursor:pointer; color:var(--accent); }
 .tag { display:inline-block; padding:1px 8px; border-radius:10px; font-size:12px; font-weight:600; }
 .tag.paper { background:#e8eef9; color:#23457e; }
 .tag.run { background:#e6f4ea; color:#1e6b35; }
+.tag.bad { background:var(--badbg); color:var(--bad); }
 .muted { color:var(--muted); }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:20px; }
 """

@@ -1,5 +1,6 @@
 """The sections of the HTML report; each takes the report Context and returns HTML."""
 
+from v1recon.report.sections.analyses import analyses_section, analysis_values
 from v1recon.report.sections.data import data_section
 from v1recon.report.sections.encoders import encoders_section
 from v1recon.report.sections.paper import paper_section, run_values
@@ -8,6 +9,8 @@ from v1recon.report.sections.run import run_section
 from v1recon.report.sections.summary import summary_section
 
 __all__ = [
+    "analyses_section",
+    "analysis_values",
     "data_section",
     "encoders_section",
     "paper_section",

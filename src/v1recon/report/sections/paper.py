@@ -44,6 +44,10 @@ def run_values(ctx) -> dict[str, float]:
             elif kind != ORACLE:
                 add(kind, r)
     out = {k: float(np.mean(v)) for k, v in values.items()}
+    from v1recon.report.sections.analyses import analysis_values
+
+    for key, value in analysis_values(ctx.run_dir).items():
+        out.setdefault(key, value)  # dedicated analyses fill what the reconstruction jobs did not measure
     encoder = _encoder_value(ctx)
     if encoder is not None:
         out["encoder_single_trial_corr"] = encoder

@@ -83,6 +83,9 @@ def _timings(ctx) -> str:
     for folder, content in ctx.recon_summaries.items():
         for key, value in _seconds(content).items():
             rows.append([f"reconstruction {folder}", key, value])
+    for a in collect.analyses(ctx.run_dir):
+        if isinstance((a.sidecar or {}).get("seconds"), (int, float)):
+            rows.append([f"analysis {a.name}", "seconds", a.sidecar["seconds"]])
     if not rows:
         return H.note("No timings recorded in the run's files.")
     return H.table(["stage", "quantity", "seconds"], rows, digits=1)
