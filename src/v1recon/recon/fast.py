@@ -26,6 +26,7 @@ from v1recon.recon.objective import (
     predict_windows,
     window_coverage,
 )
+from v1recon.recon.paper import escape_saddle
 
 
 @dataclass
@@ -95,6 +96,7 @@ def reconstruct_fast(
 
     responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary.
     callback(step, video (B, T, H, W), loss (B,)) after every step (loss of the video before the step).
+    A vanishing first gradient restarts from jittered grey, as in the paper method (`escape_saddle`).
     Returns the movie (B, T, H, W) in [0, 255], window passes, steps run.
     """
     s = settings or FastSettings()
@@ -109,19 +111,26 @@ def reconstruct_fast(
     history: list[np.ndarray] = []
     passes = 0.0
     step = 0
-    for step in range(s.max_steps):
+
+    def gradient() -> tuple[torch.Tensor, float]:
         opt.zero_grad(set_to_none=True)
-        total = 0.0
+        losses, cost = [], 0.0
         with autocast(device):
-            losses = []
             for enc in encoders:
-                loss, cost = fast_loss(enc, video, behaviour, responses, rng)
+                loss, c = fast_loss(enc, video, behaviour, responses, rng)
                 losses.append(loss)
-                passes += cost
+                cost += c
             loss = torch.stack(losses).mean(0)
-        total = loss.sum()
-        total.backward()
+        loss.sum().backward()
         video.grad.mul_(mask)
+        return loss, cost
+
+    for step in range(s.max_steps):
+        loss, cost = gradient()
+        passes += cost
+        if step == 0 and escape_saddle(video.data, video.grad, mask, seed):
+            loss, cost = gradient()  # from the jittered start
+            passes += cost
         history.append(loss.detach().cpu().numpy())
         if callback is not None:
             callback(step, video.detach(), loss.detach())

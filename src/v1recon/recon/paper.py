@@ -103,6 +103,24 @@ def subbatch_gradient(
     return grad_sum / count.view(1, T, 1, 1), loss_sum / len(starts), passes
 
 
+SADDLE_JITTER = 1.0  # grey levels (std) added to a start whose gradient vanishes
+
+
+def escape_saddle(video: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, seed: int) -> bool:
+    """Jitter, in place, the movies (B, T, H, W) whose gradient is exactly zero; True if any was jittered.
+
+    Uniform grey gives no gradient at all through encoders that respond only to contrast (rectified or energy
+    units, contrast normalisation); a 1-grey-level seeded jitter inside the update mask breaks the symmetry.
+    """
+    dead = grad.flatten(1).abs().amax(dim=1) == 0
+    if not bool(dead.any()):
+        return False
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(video.shape, generator=gen).to(video.device) * SADDLE_JITTER * mask
+    video[dead] = (video[dead] + noise[dead]).clamp(0, 255)
+    return True
+
+
 def reconstruct_paper(
     encoders: Sequence,
     responses: torch.Tensor,
@@ -111,12 +129,15 @@ def reconstruct_paper(
     iterations: int = PAPER_ITERATIONS,
     lr: float = PAPER_LR,
     chunk: int = 35,
+    seed: int = 0,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, float, int]:
     """Optimise one movie per trial jointly through `encoders` (gradient ensembling when several).
 
     responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary.
     callback(iteration, video (B, T, H, W), loss (B,)) after every iteration (loss before the step).
+    A movie whose first gradient is exactly zero (uniform grey is a saddle point of energy-model encoders such as
+    the in-silico ground truth) restarts once from grey + N(0, 1) grey levels inside the mask (`escape_saddle`).
     Returns the movie (B, T, H, W) in [0, 255], window passes, iterations run.
     """
     B, _, T = responses.shape
@@ -126,16 +147,24 @@ def reconstruct_paper(
     starts = subbatch_starts(T)
     mask = (update_mask > 0).to(video.dtype)
     passes = 0.0
-    for i in range(iterations):
-        grads, losses = [], []
+
+    def gradient() -> tuple[torch.Tensor, torch.Tensor, float]:
+        grads, losses, cost = [], [], 0.0
         for enc in encoders:
-            g, loss, cost = subbatch_gradient(enc, video, behaviour, responses, starts, chunk)
+            g, loss, c = subbatch_gradient(enc, video, behaviour, responses, starts, chunk)
             grads.append(g)
             losses.append(loss)
+            cost += c
+        return (torch.stack(grads).mean(0) * mask).clamp_(-1, 1), torch.stack(losses).mean(0), cost
+
+    for i in range(iterations):
+        grad, loss, cost = gradient()
+        passes += cost
+        if i == 0 and escape_saddle(video, grad, mask, seed):
+            grad, loss, cost = gradient()  # from the jittered start
             passes += cost
-        grad = (torch.stack(grads).mean(0) * mask).clamp_(-1, 1)
         step = paper_step(momentum, grad, i, lr)
         if callback is not None:
-            callback(i, video, torch.stack(losses).mean(0))
+            callback(i, video, loss)
         video = (video - step).clamp_(0, 255)
     return video, passes, iterations

@@ -114,6 +114,7 @@ def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback):
             mask,
             iterations=config.iterations or PAPER_ITERATIONS,
             chunk=config.paper_chunk,
+            seed=config.seed,
             callback=callback,
         )
     if config.method == "fast":
