@@ -57,6 +57,7 @@ details summary { cursor:pointer; color:var(--accent); }
 .tag.run { background:#e6f4ea; color:#1e6b35; }
 .tag.bad { background:var(--badbg); color:var(--bad); }
 .muted { color:var(--muted); }
+.src { color:var(--muted); font-size:11.5px; margin-left:6px; }
 footer { color:var(--muted); font-size:12px; text-align:center; padding:20px; }
 """
 

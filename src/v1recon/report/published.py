@@ -23,7 +23,7 @@ class PublishedResult:
     """One published number and the quantity of a run it is compared with.
 
     `key` names the quantity in both places: a run reports its own value under the same key
-    (see `v1recon.report.collect.run_comparison_values`).
+    (see `v1recon.report.comparison_values`).
     """
 
     key: str

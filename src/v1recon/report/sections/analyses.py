@@ -57,9 +57,9 @@ def _holds(holds) -> str:
     return "\u2014"
 
 
-def analysis_values(run_dir) -> dict[str, float]:
-    """Published quantities that the analyses measured (means over trials)."""
-    out: dict[str, float] = {}
+def analysis_values(run_dir) -> dict[str, tuple[float, str]]:
+    """Published quantities that the analyses measured (means over trials) -> (value, 'analyses/<name>')."""
+    out: dict[str, tuple[float, str]] = {}
     for a in collect.analyses(run_dir):
         if a.name == "population":
             arrays = a.arrays()
@@ -68,20 +68,21 @@ def analysis_values(run_dir) -> dict[str, float]:
                 for f, column in zip(fractions, r.T, strict=True):
                     key = f"video_corr_population_{100 * float(f):g}"
                     if key in PUBLISHED_BY_KEY and np.isfinite(column).any():
-                        out[key] = float(np.nanmean(column))
+                        out[key] = (float(np.nanmean(column)), "analyses/population")
         elif a.name == "masks":
-            _put(out, "video_corr_no_mask", a.table_value("none", "r mean"))
-            _put(out, "video_corr_strict_mask", a.table_value("strict", "r mean"))
+            _put(out, "video_corr_no_mask", a.table_value("none", "r mean"), a.name)
+            _put(out, "video_corr_strict_mask", a.table_value("strict", "r mean"), a.name)
         elif a.name == "upper-bounds":
-            _put(out, "video_corr_upper_bound", a.table_value("predicted", "r mean"))
+            _put(out, "video_corr_upper_bound", a.table_value("predicted", "r mean"), a.name)
         elif a.name == "ensemble-size":
             rows = (a.summary.get("table") or {}).get("rows") or []
             sizes = [row[0] for row in rows if isinstance(row, list) and row and isinstance(row[0], (int, float))]
             if sizes:
-                _put(out, "video_corr_no_smoothing", a.table_value(str(max(sizes)), "r (average only)"))
+                value = a.table_value(str(max(sizes)), "r (average only)")
+                _put(out, "video_corr_no_smoothing", value, a.name)
     return out
 
 
-def _put(out: dict[str, float], key: str, value: float | None) -> None:
+def _put(out: dict[str, tuple[float, str]], key: str, value: float | None, name: str) -> None:
     if value is not None:
-        out[key] = value
+        out[key] = (value, f"analyses/{name}")

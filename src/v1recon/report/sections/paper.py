@@ -23,34 +23,45 @@ from v1recon.report.sections.reconstructions import MAIN, ORACLE, UPPER, movies_
 
 def run_values(ctx) -> dict[str, float]:
     """This run's value for every published key it measured (means over trials, or over models and mice)."""
-    values: dict[str, list[float]] = {}
+    return {k: v for k, (v, _) in run_values_with_sources(ctx).items()}
 
-    def add(key: str, value: float | None) -> None:
+
+def run_values_with_sources(ctx) -> dict[str, tuple[float, str]]:
+    """key -> (value, where it comes from: a reconstruction folder, an analysis, the evaluation, a declaration).
+
+    Precedence: reconstruction jobs, then analyses for what they did not measure, then values a summary.json
+    declares outright."""
+    values: dict[str, list[float]] = {}
+    sources: dict[str, set[str]] = {}
+
+    def add(key: str, value: float | None, source: str) -> None:
         if value is not None and np.isfinite(value):
             values.setdefault(key, []).append(float(value))
+            sources.setdefault(key, set()).add(source)
 
-    for kind, vs in views(ctx).values():
+    for name, (kind, vs) in views(ctx).items():
+        where = f"reconstructions/{name}"
         for v in vs:
             r = v.metrics.get("video_correlation")
             if kind == MAIN:
-                add("video_corr", r)
-                add("video_corr_population_100", r)  # the main reconstruction uses every neuron
-                add("full_screen_corr", v.metrics.get("full_screen_correlation"))
-                add("video_corr_no_smoothing", _unsmoothed_correlation(v.files))
+                add("video_corr", r, where)
+                add("video_corr_population_100", r, where)  # the main reconstruction uses every neuron
+                add("full_screen_corr", v.metrics.get("full_screen_correlation"), where)
+                add("video_corr_no_smoothing", _unsmoothed_correlation(v.files), f"{where} (per-model average)")
                 if UPPER in v.references and UPPER not in v.reference_files:
-                    add("video_corr_upper_bound", v.references[UPPER])
+                    add("video_corr_upper_bound", v.references[UPPER], where)
             elif kind == UPPER:
-                add("video_corr_upper_bound", r)
+                add("video_corr_upper_bound", r, where)
             elif kind != ORACLE:
-                add(kind, r)
-    out = {k: float(np.mean(v)) for k, v in values.items()}
+                add(kind, r, where)
+    out = {k: (float(np.mean(v)), ", ".join(sorted(sources[k]))) for k, v in values.items()}
     from v1recon.report.sections.analyses import analysis_values
 
-    for key, value in analysis_values(ctx.run_dir).items():
-        out.setdefault(key, value)  # dedicated analyses fill what the reconstruction jobs did not measure
+    for key, (value, source) in analysis_values(ctx.run_dir).items():
+        out.setdefault(key, (value, source))
     encoder = _encoder_value(ctx)
     if encoder is not None:
-        out["encoder_single_trial_corr"] = encoder
+        out["encoder_single_trial_corr"] = (encoder, "evaluation/encoders.json (mean over single models)")
     out.update(_declared_values(ctx.run_dir))
     return out
 
@@ -81,7 +92,7 @@ def _encoder_value(ctx) -> float | None:
     return mean_sd_n(singles)[0]
 
 
-def _declared_values(run_dir: Path) -> dict[str, float]:
+def _declared_values(run_dir: Path) -> dict[str, tuple[float, str]]:
     """Values a stage states outright: a 'comparison' object {published key: value} in any summary.json under
     RUN/reconstructions or RUN/experiments (experiments such as the population ablation report this way)."""
     out = {}
@@ -93,16 +104,20 @@ def _declared_values(run_dir: Path) -> dict[str, float]:
             if isinstance(declared, dict):
                 for key, value in declared.items():
                     if key in PUBLISHED_BY_KEY and isinstance(value, (int, float)) and np.isfinite(value):
-                        out[key] = float(value)
+                        out[key] = (float(value), f"{path.relative_to(run_dir)} (declared)")
     return out
 
 
 def paper_section(ctx) -> str:
-    values = run_values(ctx)
+    found = run_values_with_sources(ctx)
+    values = {k: v for k, (v, _) in found.items()}
     rows = []
     for p in PUBLISHED:
         ours = values.get(p.key)
-        cell = H.Raw(H.esc(format_value(ours)) if ours is not None else f'<span class="muted">{NOT_MEASURED}</span>')
+        if ours is None:
+            cell = H.Raw(f'<span class="muted">{NOT_MEASURED}</span>')
+        else:
+            cell = H.Raw(f'{H.esc(format_value(ours))} <span class="src">{H.esc(found[p.key][1])}</span>')
         rows.append([p.quantity, H.Raw(f"<b>{H.esc(format_published(p))}</b>"), cell, p.source])
     headers = ["quantity (Pearson r)", REAL_DATA_LABEL, RUN_LABEL, "source of the published value"]
     intro = (
