@@ -17,15 +17,19 @@ def run_section(ctx) -> str:
     from v1recon.report.build import dumps
 
     info = ctx.info
-    parts = ["<h3>Configuration</h3>", _config(info), "<h3>Timings per stage</h3>", _timings(ctx)]
+    demo = collect.read_json_quiet(ctx.run_dir / "demo.json")
+    parts = ["<h3>Configuration</h3>", _config(info, demo), "<h3>Timings per stage</h3>", _timings(ctx)]
     prov = info.get("provenance") if isinstance(info.get("provenance"), dict) else {}
     parts += ["<h3>Versions and hardware</h3>", _versions(prov, ctx)]
     parts.append(H.pre_json(dumps(info), "run.json (full file)"))
     return "".join(parts)
 
 
-def _config(info: dict[str, Any]) -> str:
+def _config(info: dict[str, Any], demo: dict[str, Any] | None = None) -> str:
     rows = [[k, info[k]] for k in CONFIG_KEYS if k in info]
+    demo_config = (demo or {}).get("config")
+    if isinstance(demo_config, dict):
+        rows += [[f"demo.{k}", v] for k, v in demo_config.items() if not isinstance(v, (dict, list))]
     train = info.get("train_config")
     if isinstance(train, dict):
         rows += [[f"train_config.{k}", v if not isinstance(v, (dict, list)) else str(v)] for k, v in train.items()]
@@ -60,6 +64,11 @@ def _seconds(content: Any) -> dict[str, float]:
 
 def _timings(ctx) -> str:
     rows: list[list[object]] = []
+    demo = collect.read_json_quiet(ctx.run_dir / "demo.json")
+    stages = (demo or {}).get("stages")
+    for stage, info in stages.items() if isinstance(stages, dict) else ():
+        if isinstance(info, dict) and isinstance(info.get("seconds"), (int, float)):
+            rows.append([f"demo: {stage}", "seconds", info["seconds"]])
     for key, value in _seconds(ctx.info.get("timings")).items():
         rows.append(["training (run.json)", key, value])
     from v1recon.report.sections.data import sim_folder
