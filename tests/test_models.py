@@ -138,7 +138,9 @@ def test_fast3d_train_forward_and_response_mean():
     assert torch.allclose(out, mean[None, :, None].expand_as(out), rtol=1e-4)
 
 
-@pytest.mark.parametrize("preset,overrides", [("small", TINY_DWISE), ("fast3d", TINY_FAST)])
+@pytest.mark.parametrize(
+    "preset,overrides", [("small", TINY_DWISE), ("fast3d", TINY_FAST), ("fast3d", {**TINY_FAST, "readout": "free"})]
+)
 def test_save_load_round_trip(tmp_path, preset, overrides):
     torch.manual_seed(0)
     model = build_model(preset, [9, 7], **overrides)

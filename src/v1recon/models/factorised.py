@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from v1recon import FRAME_SHAPE
 from v1recon.models.base import MultiMouseModel, check_encoder_inputs
 
 FAST3D_KWARGS = dict(
@@ -29,6 +30,7 @@ FAST3D_KWARGS = dict(
     spatial_strides=(1, 2),
     temporal_kernels=(11, 5),
     output="softplus",  # or "elu1"
+    readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width) or "free" (every pixel learned)
     train_predicted_frames=30,  # frames predicted per training clip (after the context)
     behaviour=True,  # per-neuron drive and gain from behaviour
     pupil_shift=True,  # per-mouse image shift from the pupil centre
@@ -99,9 +101,15 @@ class GaussianReadout(nn.Module):
     Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain.
     """
 
-    def __init__(self, n_neurons: int, features: int, behaviour: bool) -> None:
+    def __init__(self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None):
         super().__init__()
         self.n_neurons = n_neurons
+        # free_mask=(h, w): a free spatial mask per neuron (factorised readout) instead of a Gaussian one
+        self.free_mask = (
+            nn.Parameter(torch.full((n_neurons, free_mask[0] * free_mask[1]), 1.0 / (free_mask[0] * free_mask[1])))
+            if free_mask
+            else None
+        )
         self.behaviour_norm = RunningNorm(4)
         self.position = nn.Parameter(torch.empty(n_neurons, 2).uniform_(-0.5, 0.5))
         self.log_sigma = nn.Parameter(torch.full((n_neurons,), math.log(0.3)))
@@ -124,7 +132,8 @@ class GaussianReadout(nn.Module):
     def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> torch.Tensor:
         """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)."""
         b, c, t, h, w = feats.shape
-        mask = (self.weight[:, :, None] * self.masks(h, w)[:, None, :]).reshape(self.n_neurons, c * h * w)
+        spatial = self.free_mask if self.free_mask is not None else self.masks(h, w)
+        mask = (self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)
         flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
         drive = (flat @ mask.t()).reshape(b, t, self.n_neurons).transpose(1, 2) + self.bias[:, None]
         if self.behaviour_drive is not None:
@@ -189,8 +198,18 @@ class Fast3d(MultiMouseModel):
                 for i in range(len(kw["channels"]))
             ]
         )  # fmt: skip
-        self.readouts = nn.ModuleList(GaussianReadout(n, widths[-1], kw["behaviour"]) for n in self.neuron_counts)
+        if kw["readout"] not in ("gaussian", "free"):
+            raise ValueError(f"readout must be 'gaussian' or 'free', got {kw['readout']!r}")
+        free = self.feature_shape() if kw["readout"] == "free" else None
+        self.readouts = nn.ModuleList(GaussianReadout(n, widths[-1], kw["behaviour"], free) for n in self.neuron_counts)
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts) if kw["pupil_shift"] else None
+
+    def feature_shape(self) -> tuple[int, int]:
+        """Height and width of the core's output map for a 36 x 64 frame."""
+        h, w = (math.ceil(n / self.kwargs["downsample"]) for n in FRAME_SHAPE)
+        for s in self.kwargs["spatial_strides"]:
+            h, w = math.ceil(h / s), math.ceil(w / s)
+        return h, w
 
     def features(self, video: torch.Tensor, pupil_z: torch.Tensor | None = None, mouse: int = 0) -> torch.Tensor:
         """(B, T, 36, 64) grey levels -> core features (B, C, T, h, w); frames shifted by the mouse's pupil centre."""
@@ -203,20 +222,25 @@ class Fast3d(MultiMouseModel):
         return self.core(x)
 
     def forward(self, video, behaviour, mouse):
+        return self.predict(video, behaviour, mouse)
+
+    def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
+        """Responses (B, N, T - start) to frames start..T-1; earlier frames serve only as temporal context."""
         mouse = self.check_mouse(mouse)
         check_encoder_inputs(video, behaviour)
         readout = self.readouts[mouse]
         beh = readout.behaviour_norm(behaviour)
-        drive = readout(self.features(video, beh[:, 2:], mouse), beh)
+        feats = self.features(video, beh[:, 2:], mouse)[:, :, start:]
+        beh = beh[:, :, start:]
+        drive = readout(feats, beh)
         out = F.softplus(drive) if self.kwargs["output"] == "softplus" else F.elu(drive) + 1.0
         gain = readout.gain(beh)
         return out if gain is None else out * gain
 
     def train_forward(self, video, behaviour, mouse):
         """A clip of `train_clip_frames` frames -> predictions for its frames after the context (B, N, K)."""
-        pred = self.forward(video, behaviour, mouse)
         idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
-        return pred[:, :, idx], idx
+        return self.predict(video, behaviour, mouse, start=self.context_frames), idx
 
     @torch.no_grad()
     def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
