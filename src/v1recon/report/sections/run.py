@@ -49,7 +49,8 @@ def _config(info: dict[str, Any], demo: dict[str, Any] | None = None) -> str:
                 )
     if not rows:
         return H.note("run.json names no configuration.")
-    return H.table(["setting", "value"], rows, digits=6, align_numbers=False)
+    rows = [[k, f"{v:g}" if isinstance(v, float) else v] for k, v in rows]  # settings as written: 0.05, 1e-05
+    return H.table(["setting", "value"], rows, align_numbers=False)
 
 
 def _seconds(content: Any) -> dict[str, float]:

@@ -35,6 +35,15 @@ def summary_section(ctx) -> str:
                     f"ratio ours / oracle: {ratio(mean, oracle):.2f}",
                 )
             )
+        upper = values.get("video_corr_upper_bound")
+        if upper is not None:
+            cards.append(
+                (
+                    f"{upper:.3f}",
+                    "upper bound (from predicted responses)",
+                    f"published on real data: {format_published(PUBLISHED_BY_KEY['video_corr_upper_bound'])}",
+                )
+            )
     if ctx.evaluation is not None:
         rows = collect.encoder_rows(ctx.evaluation)
         ens = mean_sd_n([m.get("single_trial_correlation") for _, e, m in rows if collect.is_ensemble(e)])[0]
