@@ -124,7 +124,7 @@ def render_report(run_dir: str | Path, compute: bool = True, log: Callable[[str]
     subtitle = [
         f"Run folder: {run_dir.resolve()}",
         f"Mice: {', '.join(ctx.mouse_names) or 'none listed'} \u00b7 models: {len(ctx.models)} \u00b7 "
-        f"reconstructed trials: {len(ctx.trials)}",
+        f"reconstructed trials: {len(ctx.trials)} in {len({t.set_name for t in ctx.trials})} set(s)",
     ]
     footer = f"v1recon {__version__} \u00b7 report written {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
     return H.page("Movie reconstruction from mouse V1: run report", subtitle, rendered, footer)
