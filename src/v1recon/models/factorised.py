@@ -30,6 +30,7 @@ FAST3D_KWARGS = dict(
     spatial_strides=(1, 2),
     temporal_kernels=(11, 5),
     output="softplus",  # or "elu1"
+    gabor_init=True,  # first spatial filters start as a quadrature Gabor bank (a V1-like prior that speeds training)
     readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width) or "free" (every pixel learned)
     train_predicted_frames=30,  # frames predicted per training clip (after the context)
     behaviour=True,  # per-neuron drive and gain from behaviour
@@ -73,6 +74,29 @@ class RunningNorm(nn.Module):
         if self.training:
             self.update(x)
         return (x - self.mean[:, None]) / (self.var[:, None].sqrt() + 1e-6)
+
+
+def gabor_bank(n_filters: int, size: int) -> torch.Tensor:
+    """(n_filters, 1, 1, size, size) zero-mean unit-norm Gabors: even/odd pairs over orientations, then periods.
+
+    Up to 4 pairs share one period (6 px of the pooled frame); more pairs add a finer period (4 px).
+    """
+    r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    y, x = torch.meshgrid(r, r, indexing="ij")
+    pairs = max(1, n_filters // 2)
+    period_px = (6.0,) if pairs <= 4 else (6.0, 4.0)
+    n_orient = math.ceil(pairs / len(period_px))
+    filters = []
+    for k in range(n_filters):
+        pair = k // 2
+        theta = math.pi * (pair % n_orient) / n_orient
+        period = period_px[(pair // n_orient) % len(period_px)]
+        u = x * math.cos(theta) + y * math.sin(theta)
+        envelope = torch.exp(-(x**2 + y**2) / (2 * (0.35 * period) ** 2))
+        g = envelope * torch.cos(2 * math.pi * u / period - (math.pi / 2) * (k % 2))
+        g = g - g.mean()
+        filters.append(g / g.norm().clamp(min=1e-6))
+    return torch.stack(filters)[:, None, None]
 
 
 class CausalLayer(nn.Module):
@@ -198,6 +222,9 @@ class Fast3d(MultiMouseModel):
                 for i in range(len(kw["channels"]))
             ]
         )  # fmt: skip
+        if kw["gabor_init"]:
+            with torch.no_grad():
+                self.core[0].spatial.weight.copy_(gabor_bank(*self.core[0].spatial.weight.shape[::3]))
         if kw["readout"] not in ("gaussian", "free"):
             raise ValueError(f"readout must be 'gaussian' or 'free', got {kw['readout']!r}")
         free = self.feature_shape() if kw["readout"] == "free" else None
