@@ -179,3 +179,17 @@ def test_evaluate_refuses_mismatched_data(run, data, tmp_path):
     assert "30 neurons" in result.stderr and "60" in result.stderr and result.stderr.count("\n") == 1
     empty = cli("evaluate", run, "--tiers", "live_bonus", "--overwrite", "--no-progress")
     assert empty.returncode == 2 and "no live_bonus trials" in empty.stderr
+
+
+def test_evaluate_refuses_a_checkpoint_of_another_architecture(run, tmp_path):
+    import shutil
+
+    from v1recon.models import build_model, save_model
+    from v1recon.training.run import load_encoders
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    save_model(tmp_path / "other", build_model("small", [60, 60]), {})
+    shutil.copy(tmp_path / "other.safetensors", copy / "models" / "model-1.safetensors")
+    with pytest.raises(V1ReconError, match="model-1.safetensors.*does not match the architecture"):
+        load_encoders(copy, "insilico-s0-m0")

@@ -24,6 +24,8 @@ from v1recon.training.schedules import WarmupCosine
 from v1recon.training.splits import Split
 
 VAL_SKIP_FRAMES = 50  # as the Sensorium single-trial correlation
+PROBE_STEPS = 4  # timed steps before a time budget first cuts the plan
+MIN_EPOCH_STEPS = 10  # a budget-cut plan drops epochs rather than make them shorter than this
 
 
 def state_path(stem: Path) -> Path:
@@ -101,12 +103,6 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-def _mouse_order(n_mice: int, n_steps: int, rng: np.random.Generator) -> np.ndarray:
-    """The mouse of each step: uniform over mice, balanced within every block of n_mice steps."""
-    blocks = [rng.permutation(n_mice) for _ in range(-(-n_steps // n_mice))]
-    return np.concatenate(blocks)[:n_steps]
-
-
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -149,6 +145,9 @@ class Trainer:
         self.rng = np.random.default_rng(split.seed)
         self.epoch = 0  # epochs completed
         self.planned_epochs = config.epochs
+        self.steps_per_epoch = config.steps_per_epoch
+        self.steps_before_epoch = 0  # optimiser steps taken in completed epochs
+        self._mouse_queue: list[int] = []
         self.elapsed_s = 0.0
         self.history: list[dict] = []
         self._init_from_data()
@@ -183,6 +182,9 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         self.epoch, self.planned_epochs = state["epoch"], state["planned_epochs"]
+        self.steps_per_epoch, self.steps_before_epoch = state["steps_per_epoch"], state["steps_before_epoch"]
+        self.schedule.warmup_steps, self.ema.decay = state["warmup_steps"], state["ema"]["decay"]
+        self._mouse_queue = state["mouse_queue"]
         self.elapsed_s, self.history = state["elapsed_s"], state["history"]
 
     def _save_state(self) -> None:
@@ -196,6 +198,10 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "epoch": self.epoch,
             "planned_epochs": self.planned_epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+            "steps_before_epoch": self.steps_before_epoch,
+            "warmup_steps": self.schedule.warmup_steps,
+            "mouse_queue": self._mouse_queue,
             "elapsed_s": self.elapsed_s,
             "history": self.history,
         }
@@ -243,50 +249,85 @@ class Trainer:
         self.ema.update(self.model)
         return float(loss.detach()) / (target.shape[1] * target.shape[2])
 
-    def _fit_budget(self, budget_s: float | None, epoch_s: float) -> None:
-        """Shorten the run (and the cosine horizon) when the remaining epochs would not fit in `budget_s`."""
-        if budget_s is None:
+    # -- time budget -------------------------------------------------------------------------------------------
+    def _replan(self, left_s: float, step_s: float, val_s: float, steps_in_epoch: int) -> None:
+        """Shrink the remaining epochs (steps per epoch first, then their number) to fit `left_s` seconds.
+
+        step_s and val_s are the measured seconds per optimiser step and per validation. The cosine horizon and
+        the EMA time constant follow the new plan, so a cut run still ends at a low learning rate.
+        """
+        e, s = self.epoch, steps_in_epoch
+        needed = (self.planned_epochs - e) * (self.steps_per_epoch * step_s + val_s) - s * step_s
+        if needed <= left_s:
             return
-        fits = int(max(0.0, budget_s - self.elapsed_s) // max(epoch_s, 1e-9))
-        planned = min(self.planned_epochs, max(self.epoch, self.epoch + fits))
-        if planned < self.planned_epochs:
-            self.planned_epochs = max(planned, 1)
-            steps = self.config.steps_per_epoch
-            self.schedule.total_steps = max(self.planned_epochs * steps, self.epoch * steps)
+        min_steps = min(self.steps_per_epoch, MIN_EPOCH_STEPS)
+        epochs, per_epoch = e + 1, s + max(0, int((left_s - val_s) / step_s))
+        for n in range(self.planned_epochs - e, 0, -1):  # most epochs that keep >= min_steps each
+            affordable = int((left_s - n * val_s) / step_s) + s
+            if affordable // n >= max(min_steps, s):
+                epochs, per_epoch = e + n, affordable // n
+                break
+        self.planned_epochs, self.steps_per_epoch = epochs, max(min(per_epoch, self.steps_per_epoch), s, 1)
+        total = self.steps_before_epoch + (epochs - e) * self.steps_per_epoch
+        self.schedule.total_steps = total
+        self.schedule.warmup_steps = min(self.schedule.warmup_steps, max(1, round(0.2 * total)))
+        self.ema.decay = min(self.config.ema_decay, ema_decay_for(total, horizon=self.config.ema_horizon))
+
+    def _next_mouse(self) -> int:
+        """Mice in random order, each once per block of n_mice steps (uniform over mice, balanced)."""
+        if not self._mouse_queue:
+            self._mouse_queue = [int(m) for m in self.rng.permutation(len(self.mice))]
+        return self._mouse_queue.pop()
 
     def fit(self, budget_s: float | None = None, on_epoch: Callable[[dict], None] | None = None) -> dict:
-        """Train the remaining epochs (stopping early to fit `budget_s` seconds of training for this model).
+        """Train the remaining epochs; with `budget_s`, fit this call's training into that many seconds.
 
-        Returns the last log row. Safe to call again after an interruption: it resumes.
+        The plan is cut after a few timed steps and again after every epoch (see `_replan`). Returns the last
+        log row. Safe to call again after an interruption: it resumes from the last complete epoch.
         """
-        steps = self.config.steps_per_epoch
+        session = time.perf_counter()
+        step_times: list[float] = []
+        val_s = 0.0
         while self.epoch < self.planned_epochs:
             start = time.perf_counter()
-            order = _mouse_order(len(self.mice), steps, self.rng)
-            losses = []
+            losses: list[float] = []
             desc = f"model {self.split.model_index} epoch {self.epoch + 1}/{self.planned_epochs}"
-            bar = tqdm(order, desc=desc, leave=False, disable=not self.progress, unit="batch")
-            for mouse_index in bar:
-                losses.append(self._step(int(mouse_index)))
+            bar = tqdm(total=self.steps_per_epoch, desc=desc, leave=False, disable=not self.progress, unit="batch")
+            while len(losses) < self.steps_per_epoch:
+                t = time.perf_counter()
+                losses.append(self._step(self._next_mouse()))
+                step_times.append(time.perf_counter() - t)
+                bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                if budget_s is not None and (len(step_times) == PROBE_STEPS or len(losses) % 10 == 0):
+                    step_s = float(np.mean(step_times[1:] or step_times))  # the first step pays one-off costs
+                    left = budget_s - (time.perf_counter() - session)
+                    self._replan(left, step_s, val_s, len(losses))
+                    bar.total = self.steps_per_epoch
+            bar.close()
             lr = self.optimizer.param_groups[0]["lr"]
+            t = time.perf_counter()
             scores = validate(self.ema.module, self.mice, self.val_indices, self.device)
+            val_s = time.perf_counter() - t
             self.epoch += 1
+            self.steps_before_epoch += len(losses)
             epoch_s = time.perf_counter() - start
             self.elapsed_s += epoch_s
-            valid = [s for s in scores.values() if np.isfinite(s)]
+            if budget_s is not None and self.epoch < self.planned_epochs:
+                step_s = float(np.mean(step_times[1:] or step_times))
+                self._replan(budget_s - (time.perf_counter() - session), step_s, val_s, 0)
+            valid = [v for v in scores.values() if np.isfinite(v)]
             row = {
                 "epoch": self.epoch,
-                "steps": self.epoch * steps,
+                "steps": self.steps_before_epoch,
                 "lr": lr,
                 "train_loss": float(np.mean(losses)),
                 "val_corr": float(np.mean(valid)) if valid else float("nan"),
-                **{f"val_corr_{name}": s for name, s in scores.items()},
+                **{f"val_corr_{name}": v for name, v in scores.items()},
                 "epoch_seconds": round(epoch_s, 2),
                 "elapsed_seconds": round(self.elapsed_s, 2),
             }
             self.history.append(row)
-            self._fit_budget(budget_s, epoch_s)
             done = self.epoch >= self.planned_epochs
             self._save_checkpoint(complete=done)
             _write_log(log_path(self.stem), self.history)
