@@ -41,6 +41,7 @@ class FastSettings:
     plateau_steps: int = 15  # stop when the last `plateau_steps` steps improved the loss by less than
     plateau_tol: float = 0.01  # this fraction of the total improvement so far (all trials of the batch)
     min_steps: int = 30
+    optimizer: str = "adam"  # adam (per-pixel steps) or nsgd (per-trial RMS-normalised gradient, EMA momentum)
 
 
 def _lr_factor(step: int, s: FastSettings) -> float:
@@ -106,7 +107,12 @@ def reconstruct_fast(
     device = responses.device
     mask = (update_mask > 0).to(torch.float32).to(device)
     video = torch.full((B, T, H, W), 127.5, device=device, requires_grad=True)
-    opt = torch.optim.Adam([video], lr=s.lr, betas=s.betas)
+    if s.optimizer == "adam":
+        opt = torch.optim.Adam([video], lr=s.lr, betas=s.betas)
+    elif s.optimizer == "nsgd":
+        opt = torch.optim.SGD([video], lr=s.lr, momentum=s.betas[0], dampening=s.betas[0])
+    else:
+        raise ValueError(f"unknown optimizer {s.optimizer!r}")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: _lr_factor(k, s))
     history: list[np.ndarray] = []
     passes = 0.0
@@ -123,6 +129,9 @@ def reconstruct_fast(
             loss = torch.stack(losses).mean(0)
         loss.sum().backward()
         video.grad.mul_(mask)
+        if s.optimizer == "nsgd":  # unit RMS per trial inside the mask: lr is the typical step in grey levels
+            rms = video.grad.flatten(1).pow(2).sum(1).div(mask.sum() * T).sqrt().clamp_min(1e-12)
+            video.grad.div_(rms.view(-1, 1, 1, 1))
         return loss, cost
 
     for step in range(s.max_steps):
