@@ -23,6 +23,7 @@ from v1recon.io import file_digest, provenance, read_json, write_json
 from v1recon.training.splits import N_FOLDS, TEST_FOLD, Split, plan_splits
 
 RUN_FILE = "run.json"
+DEMO_FILE = "demo.json"  # stage log of `v1recon demo`, which keeps its data and this log inside the run folder
 RUN_FORMAT = "v1recon-run/1"
 MODELS_DIR = "models"
 RUN_SUBDIRS = ("models", "masks", "evaluation", "reconstructions")
@@ -196,7 +197,9 @@ def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
             )
         old.data = fresh.data
         return old
-    if out.is_dir() and any(out.iterdir()):
+    # The data may live inside the run folder (the demo keeps RUN/data): that alone does not make it occupied.
+    data = Path(fresh.data).resolve()
+    if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name != DEMO_FILE for p in out.iterdir()):
         raise V1ReconError(f"{out}: folder already holds files but no {RUN_FILE}; choose an empty or new folder.")
     (out / MODELS_DIR).mkdir(parents=True, exist_ok=True)
     fresh.save()
