@@ -70,12 +70,17 @@ def test_cli_refuses_to_overwrite(simulated):
     assert len(open_recordings(out)) == 2  # untouched
 
 
-def test_simulation_is_deterministic_for_a_seed(tmp_path):
-    first = simulate(tmp_path / "a", "tiny", 1, seed=4, progress=False, figure=False, log=lambda _: None)
-    second = simulate(tmp_path / "b", "tiny", 1, seed=4, progress=False, figure=False, log=lambda _: None)
-    assert first["mice"][0]["single_trial_correlation_median"] == second["mice"][0]["single_trial_correlation_median"]
-    for kind in ("videos", "responses", "behavior", "pupil_center"):
-        for i in (0, 7):
-            a = np.load(tmp_path / "a" / "insilico-s4-m0" / "data" / kind / f"{i}.npy")
-            b = np.load(tmp_path / "b" / "insilico-s4-m0" / "data" / kind / f"{i}.npy")
-            np.testing.assert_array_equal(a, b)
+def test_simulation_is_deterministic_for_a_seed_and_worker_count(simulated, tmp_path):
+    out, _ = simulated  # seed 0, two mice, one after the other
+    again = simulate(tmp_path / "b", "tiny", 2, seed=0, workers=2, progress=False, figure=False, log=lambda _: None)
+    assert again["workers"] == 2
+    first = json.loads((out / "simulation.json").read_text())
+    assert first["workers"] == 1
+    medians = [[m["single_trial_correlation_median"] for m in run["mice"]] for run in (first, again)]
+    assert medians[0] == medians[1]
+    for mouse in ("insilico-s0-m0", "insilico-s0-m1"):
+        for kind in ("videos", "responses", "behavior", "pupil_center"):
+            for i in (0, 7):
+                a = np.load(out / mouse / "data" / kind / f"{i}.npy")
+                b = np.load(tmp_path / "b" / mouse / "data" / kind / f"{i}.npy")
+                np.testing.assert_array_equal(a, b)

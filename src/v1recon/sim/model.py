@@ -41,12 +41,14 @@ from torch import nn
 from v1recon import FRAME_SHAPE
 from v1recon.errors import V1ReconError
 from v1recon.models.base import check_encoder_inputs
+from v1recon.sim.behaviour import EyeAndBody
 
 SCREEN_DEG = (93.0, 124.0)  # visual degrees covered by the 36 x 64 frame (height, width)
 DEG_PER_PX = (SCREEN_DEG[0] / FRAME_SHAPE[0], SCREEN_DEG[1] / FRAME_SHAPE[1])
 UM_PER_DEG = 20.0  # cortical magnification of mouse V1, microns per degree
 CELL_TYPES = ("simple", "complex", "simple-ds", "complex-ds")
-AMPLITUDE_MEDIAN = 0.08  # spikes per frame at softplus(z) = 1; sets the noise level (calibrated, see observation)
+AMPLITUDE_MEDIAN = 0.08  # spikes per frame at softplus(z) = 1 before calibration
+TARGET_CORRELATION = 0.34  # median per-neuron target of the single-trial correlation with the noise-free rate
 KERNEL_FRAMES = 24  # length of the temporal kernels (800 ms)
 
 # per-neuron parameters, each an (N,) array; the filters are rebuilt from them
@@ -220,9 +222,20 @@ class GroundTruthV1(nn.Module):
 
     @classmethod
     def random(
-        cls, n_neurons: int, seed: int, config: dict | None = None, calibration_trials: int = 3
+        cls,
+        n_neurons: int,
+        seed: int,
+        config: dict | None = None,
+        calibration_trials: int = 3,
+        eye: EyeAndBody | None = None,
     ) -> GroundTruthV1:
-        """A random population (see `random_population`), its drive standardised on natural training movies."""
+        """A random population (see `random_population`), calibrated on natural training movies.
+
+        The drive of every neuron is standardised over the calibration movies, and its amplitude set so that
+        single-trial responses correlate with the noise-free rate by a per-neuron target (median
+        TARGET_CORRELATION), with behaviour drawn from `eye` (default: resting behaviour at the reference).
+        """
+        from v1recon.sim.behaviour import behaviour_trace
         from v1recon.sim.stimuli import natural_movie
 
         rng = np.random.default_rng(seed)
@@ -230,13 +243,39 @@ class GroundTruthV1(nn.Module):
         model = cls(params, {**(config or {}), "seed": int(seed)})
         cal_rng = np.random.default_rng([seed, 1])
         video = np.stack([natural_movie(cal_rng, 300, "train") for _ in range(calibration_trials)])
-        behaviour = np.stack([model.resting_behaviour(300) for _ in range(calibration_trials)])
+        if eye is None:
+            behaviour = np.stack([model.resting_behaviour(300) for _ in range(calibration_trials)])
+        else:
+            behaviour = np.stack([behaviour_trace(cal_rng, 300, eye) for _ in range(calibration_trials)])
         with torch.no_grad():
             drive = model.normalised_drive(torch.from_numpy(video), torch.from_numpy(behaviour))
         drive = drive[..., 30:].transpose(0, 1).reshape(n_neurons, -1).double()
         model.drive_mean.copy_(drive.mean(1).float())
         model.drive_std.copy_(drive.std(1).clamp_min(1e-6).float())
+        target = np.clip(rng.normal(TARGET_CORRELATION, 0.1, n_neurons), 0.05, 0.6)
+        model._calibrate_amplitude(video, behaviour, target)
         return model
+
+    def _calibrate_amplitude(self, video: np.ndarray, behaviour: np.ndarray, target: np.ndarray) -> None:
+        """Set each neuron's amplitude (spikes per frame) so that its single-trial responses correlate with its
+        noise-free rate by `target` (N,) on the calibration movies: fewer spikes, noisier responses.
+
+        With rate s r(t), the observation model (v1recon.sim.observation) gives response noise of variance
+        s c1 mean(r) + s^2 c2 mean(r^2) around the expected response x = s (k * r), so corr^2 = var(k * r) /
+        (var(k * r) + c2 mean(r^2) + c1 mean(r) / s), which is solved for s.
+        """
+        from v1recon.sim.observation import noise_coefficients
+
+        self.amplitude.fill_(1.0)
+        with torch.no_grad():
+            expected, rate = self(torch.from_numpy(video), torch.from_numpy(behaviour), return_spike_rate=True)
+        expected, rate = expected[..., 30:].double(), rate[..., 30:].double()
+        signal = expected.transpose(0, 1).reshape(self.n_neurons, -1).var(1).numpy()
+        m1, m2 = rate.mean((0, 2)).numpy(), (rate**2).mean((0, 2)).numpy()
+        c1, c2 = noise_coefficients(self.calcium.double().numpy())
+        room = signal * (1 / target**2 - 1) - c2 * m2
+        scale = np.where(room > 0, c1 * m1 / np.maximum(room, 1e-12), np.inf)
+        self.amplitude.copy_(torch.from_numpy(np.clip(scale, 1e-3, 3.0)).float())
 
     def resting_behaviour(self, n_frames: int) -> np.ndarray:
         """Behaviour (4, n_frames) at the reference pupil position and size, not running."""

@@ -62,6 +62,20 @@ def _smooth(events: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return torch.where(out > 1e-6, out, 0.0).numpy()  # exact zeros between events, not FFT round-off
 
 
+def noise_coefficients(calcium_kernel: np.ndarray) -> tuple[float, float]:
+    """(c1, c2): the response noise variance is about c1 mean(rate) + c2 mean(rate^2) (rate in spikes/frame).
+
+    c1 comes from Poisson counts and spike amplitudes (E[a^2] = 1 + 1/amplitude_shape) through the kernel's
+    energy sum(k^2); c2 from the per-frame gamma (variance 1/RATE_SHAPE) and the slow gain, which stays nearly
+    constant over the short kernel (variance exp(sigma^2) - 1, passed with gain (sum k)^2).
+    """
+    k = np.asarray(calcium_kernel, np.float64)
+    energy, dc = float((k**2).sum()), float(k.sum() ** 2)
+    gain_var = np.exp(GAIN_SIGMA**2) - 1
+    frame_var = np.exp(GAIN_SIGMA**2) * (1 + 1 / RATE_SHAPE) - 1 - gain_var
+    return energy * (1 + 1 / AMPLITUDE_SHAPE), energy * frame_var + dc * gain_var
+
+
 class CorrelationMeter:
     """Per-neuron Pearson correlation between predictions and responses, accumulated over trials.
 

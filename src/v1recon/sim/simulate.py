@@ -53,10 +53,10 @@ class Preset:
         per_frame = 4 * (36 * 64 + self.n_neurons + 4)
         return self.n_trials * per_frame * (self.n_frames + self.pad_frames)
 
-    def estimated_seconds(self) -> float:
-        """Rough time of one mouse on an otherwise idle 2-core CPU (model, noise, movies, writing, figure)."""
-        per_trial = self.n_frames / 300 * (0.03 + 0.07 * self.n_neurons / 1000)
-        return 10 + self.n_trials * per_trial
+    def estimated_seconds(self, n_mice: int = 1, workers: int = 1) -> float:
+        """Rough time on an otherwise idle CPU, one core per worker (model, noise, movies, writing, figure)."""
+        per_trial = self.n_frames / 300 * (0.04 + 0.08 * self.n_neurons / 1000)
+        return (5 + self.n_trials * per_trial) * -(-n_mice // max(1, workers))
 
 
 PRESETS = {
@@ -93,6 +93,7 @@ def simulate_mouse(
     seed: int,
     test_movies: list[np.ndarray],
     progress: bool = True,
+    position: int = 0,
 ) -> dict:
     """Simulate one mouse into the folder `path` (must not exist); returns its summary (noise calibration)."""
     from tqdm import tqdm
@@ -103,9 +104,9 @@ def simulate_mouse(
     plan = _plan(preset, rng)
     trial_ids = rng.permutation(len(plan))  # ids are not in presentation order
     meter = CorrelationMeter(model.n_neurons)
-    calcium = model.calcium.numpy().astype(np.float64)
+    calcium = model.calcium.cpu().numpy().astype(np.float64)
     batch = max(1, min(8, 4000 // model.n_neurons))
-    bar = tqdm(total=len(plan), desc=path.name, unit="trial", disable=not progress, leave=False)
+    bar = tqdm(total=len(plan), desc=path.name, unit="trial", disable=not progress, leave=False, position=position)
     keep = {"example": None}
 
     def trials() -> Iterator[Trial]:
@@ -114,9 +115,12 @@ def simulate_mouse(
             videos = np.stack([_movie(rng, preset, tier, m, test_movies) for tier, m in chunk])
             behaviour = np.stack([behaviour_trace(rng, preset.n_frames, eye) for _ in chunk])
             with torch.no_grad():
-                expected, rate = model(torch.from_numpy(videos), torch.from_numpy(behaviour), return_spike_rate=True)
-            responses = sample_responses(rng, rate.numpy(), calcium)
-            expected = expected.numpy()
+                device = model.calcium.device
+                expected, rate = model(
+                    torch.from_numpy(videos).to(device), torch.from_numpy(behaviour).to(device), return_spike_rate=True
+                )
+            responses = sample_responses(rng, rate.cpu().numpy(), calcium)
+            expected = expected.cpu().numpy()
             for j, (tier, _) in enumerate(chunk):
                 if tier != "train":
                     meter.update(expected[j], responses[j])
@@ -126,7 +130,8 @@ def simulate_mouse(
             bar.update(len(chunk))
 
     units = np.arange(1, model.n_neurons + 1)
-    write_recording(path, trials(), units, model.coordinates.numpy(), pad_to=preset.n_frames + preset.pad_frames)
+    coordinates = model.coordinates.cpu().numpy()
+    write_recording(path, trials(), units, coordinates, pad_to=preset.n_frames + preset.pad_frames)
     bar.close()
     corr = meter.correlation()
     return {
@@ -140,6 +145,56 @@ def simulate_mouse(
     }
 
 
+def _test_movies(preset: Preset, seed: int) -> list[np.ndarray]:
+    """The test movies of a seed (shared by all its mice): n_test_movies per test tier."""
+    rng = np.random.default_rng([seed, 1])
+    return [natural_movie(rng, preset.n_frames, "test") for _ in range(len(TEST_TIERS) * preset.n_test_movies)]
+
+
+def _one_mouse(folder: Path, preset: Preset, seed: int, index: int, options: dict) -> dict:
+    """Simulate mouse `index` of `seed` into folder/<mouse> with its truth and figure; returns its summary.
+
+    Runs in a worker process when several mice are simulated in parallel (`options["threads"]` then limits torch
+    to one thread per process).
+    """
+    from v1recon.device import pick_device
+    from v1recon.io import read_json, write_json
+
+    if options.get("threads"):
+        torch.set_num_threads(options["threads"])
+    t0 = time.perf_counter()
+    name = mouse_name(seed, index)
+    mouse_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    eye = random_eye_and_body(np.random.default_rng([mouse_seed, 3]))
+    config = {
+        "pupil_ref_x": eye.pupil_ref_x,
+        "pupil_ref_y": eye.pupil_ref_y,
+        "dilation_ref": eye.dilation_rest + 0.5 * eye.dilation_running,
+    }
+    model = GroundTruthV1.random(preset.n_neurons, mouse_seed, config, eye=eye)
+    movies = _test_movies(preset, seed)
+    device = pick_device(options.get("device", "cpu"))
+    summary = simulate_mouse(
+        folder / name, model.to(device), eye, preset, mouse_seed, movies, options.get("progress", True), index
+    )
+    model = model.cpu()
+    example = summary.pop("example")
+    truth = model.save(truth_path(folder / name))
+    meta = truth.with_suffix(".json")
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    write_json(meta, {**read_json(meta), "mouse": name, "behaviour": asdict(eye), "calibration": summary})
+    if options.get("figure", True):
+        from v1recon.sim.figure import mouse_figure
+
+        title = (
+            f"{name}: in-silico mouse, {model.n_neurons} neurons; median single-trial correlation of "
+            f"responses with the noise-free rates {summary['single_trial_correlation_median']:.2f}"
+        )
+        mouse_figure(folder / f"{name}.png", model, example, title=title)
+    summary["seconds"] = round(time.perf_counter() - t0, 1)
+    return summary
+
+
 def simulate(
     out: str | os.PathLike,
     preset: str = "default",
@@ -149,13 +204,17 @@ def simulate(
     progress: bool = True,
     figure: bool = True,
     log=print,
+    device: str = "cpu",
+    workers: int = 0,
 ) -> dict:
     """Write `n_mice` simulated mice into the folder `out` (layout in the module docstring); returns the summary.
 
     The folder appears only when everything is written (atomic); an existing non-empty folder is refused unless
-    `overwrite`.
+    `overwrite`. `device` runs the ground-truth model there ("cpu", "cuda", "auto"); results are the same up to
+    floating-point rounding. `workers`: processes simulating mice in parallel (0 = automatic: one per CPU core
+    for presets that take more than a few seconds per mouse, on the CPU); every mouse is the same either way.
     """
-    from v1recon.io import atomic_path, provenance, read_json, write_json
+    from v1recon.io import atomic_path, provenance, write_json
 
     out = Path(out)
     if preset not in PRESETS:
@@ -167,45 +226,36 @@ def simulate(
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise V1ReconError(f"{out}: output folder already holds files; pass --overwrite to replace it.")
     p = PRESETS[preset]
+    if workers <= 0:
+        parallel = device == "cpu" and p.estimated_seconds() > 30
+        workers = min(n_mice, os.cpu_count() or 1) if parallel else 1
+    workers = min(workers, n_mice)
+    options = {"progress": progress, "figure": figure, "device": device, "threads": 1 if workers > 1 else 0}
     started = time.perf_counter()
-    test_rng = np.random.default_rng([seed, 1])  # shared by all mice of this seed
-    n_test = len(TEST_TIERS) * p.n_test_movies
-    test_movies = [natural_movie(test_rng, p.n_frames, "test") for _ in range(n_test)]
-    mice = []
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        for k in range(n_mice):
-            t0 = time.perf_counter()
-            name = mouse_name(seed, k)
-            mouse_seed = int(np.random.SeedSequence([seed, k]).generate_state(1)[0])
-            eye = random_eye_and_body(np.random.default_rng([mouse_seed, 3]))
-            config = {
-                "pupil_ref_x": eye.pupil_ref_x,
-                "pupil_ref_y": eye.pupil_ref_y,
-                "dilation_ref": eye.dilation_rest + 0.5 * eye.dilation_running,
-            }
-            model = GroundTruthV1.random(p.n_neurons, mouse_seed, config)
-            summary = simulate_mouse(tmp / name, model, eye, p, mouse_seed, test_movies, progress)
-            example = summary.pop("example")
-            summary["seconds"] = round(time.perf_counter() - t0, 1)
-            truth = model.save(truth_path(tmp / name))
-            meta = truth.with_suffix(".json")
-            write_json(meta, {**read_json(meta), "mouse": name, "behaviour": asdict(eye), "calibration": summary})
-            if figure:
-                from v1recon.sim.figure import mouse_figure
+        if workers > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-                mouse_figure(tmp / f"{name}.png", model, example, title=name)
+            # spawn, not fork: a forked child of a process that already ran torch can hang in its thread pool
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                jobs = [pool.submit(_one_mouse, tmp, p, seed, k, options) for k in range(n_mice)]
+                mice = [job.result() for job in jobs]
+        else:
+            mice = [_one_mouse(tmp, p, seed, k, options) for k in range(n_mice)]
+        for m in mice:
             log(
-                f"{name}: {p.n_neurons} neurons, {summary['n_trials']} trials, median single-trial correlation "
-                f"of responses with the noise-free rates {summary['single_trial_correlation_median']:.3f} "
-                f"(test tiers), {summary['seconds']} s"
+                f"{m['name']}: {m['n_neurons']} neurons, {m['n_trials']} trials, median single-trial correlation "
+                f"of responses with the noise-free rates {m['single_trial_correlation_median']:.3f} "
+                f"(test tiers), {m['seconds']} s"
             )
-            mice.append(summary)
         result = {
             "preset": preset,
             "preset_config": asdict(p),
             "seed": seed,
             "mice": mice,
+            "workers": workers,
             "seconds": round(time.perf_counter() - started, 1),
             "disk_bytes": _folder_bytes(tmp),
             "provenance": provenance(),

@@ -23,6 +23,7 @@ TRAIN_PHOTOS = ("camera", "astronaut", "coffee", "rocket", "grass", "moon", "hub
 TEST_PHOTOS = ("chelsea", "brick", "gravel", "immunohistochemistry", "text", "page")
 SOURCE_HEIGHT = 108  # px; photographs are resampled to this height, 3x the frame height
 SPLITS = ("train", "test")
+LENGTH_CONSTANTS = (0, 1, 2, 4, 8, 16, 32)  # px and frames: the Gaussian-noise resolution series
 
 
 @functools.cache
