@@ -28,7 +28,7 @@ from v1recon.errors import V1ReconError
 
 N_PIXELS = FRAME_SHAPE[0] * FRAME_SHAPE[1]
 DEFAULT_LAGS = 10  # frames of future activity per decoded frame (0..10: 333 ms)
-DEFAULT_COMPONENTS = 256
+DEFAULT_COMPONENTS = 128
 RIDGE_GRID = tuple(10.0**k for k in range(-4, 3))  # regularisation relative to the mean eigenvalue of X'X
 
 Pair = tuple[np.ndarray, np.ndarray]  # (responses (N, T), video (T, 36, 64))
@@ -112,11 +112,12 @@ class _Moments:
         self.sx, self.sy, self.n = np.zeros(p), np.zeros(q), 0
 
     def add(self, x: np.ndarray, y: np.ndarray) -> None:
-        x64, y64 = x.astype(np.float64), y.astype(np.float64)
-        self.xx += x64.T @ x64
-        self.xy += x64.T @ y64
-        self.sx += x64.sum(0)
-        self.sy += y64.sum(0)
+        # float32 products (twice as fast) per trial, float64 totals: features are z-scored, so this is exact enough
+        x32, y32 = x.astype(np.float32), y.astype(np.float32)
+        self.xx += x32.T @ x32
+        self.xy += x32.T @ y32
+        self.sx += x32.sum(0, dtype=np.float64)
+        self.sy += y32.sum(0, dtype=np.float64)
         self.n += len(x)
 
     def __iadd__(self, other: _Moments) -> _Moments:
@@ -184,11 +185,12 @@ def _solve(m: _Moments, relative: Sequence[float]):
     return weights, mx, my
 
 
-def _mean_correlation(predictions: Iterable[tuple[np.ndarray, np.ndarray]], mask: np.ndarray | None, start: int):
-    from v1recon.metrics.video import video_correlation
-
-    scores = [video_correlation(p, v, mask, start=min(start, len(v) - 1)) for p, v in predictions]
-    return float(np.mean(scores)) if scores else float("nan")
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson r of two arrays, flattened (the video correlation of already masked and cut movies); 0 if flat."""
+    a = a.ravel().astype(np.float64) - a.mean()
+    b = b.ravel().astype(np.float64) - b.mean()
+    denom = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denom) if denom > 0 else 0.0
 
 
 def fit_ridge_decoder(
@@ -210,14 +212,18 @@ def fit_ridge_decoder(
     basis = fit_response_basis((r for r, _ in train), n_components)
     m_train = _moments(train, basis, lags)
     weights, mx, my = _solve(m_train, grid)
-    val = [(lagged(basis.transform(r), lags).astype(np.float64) - mx, np.asarray(v, np.float32)) for r, v in validation]
+    # validation scores need only the evaluated pixels of the evaluated frames
+    sel = np.ones(N_PIXELS, bool) if mask is None else np.asarray(mask, bool).reshape(-1)
+    val = []
+    for r, v in validation:
+        x = (lagged(basis.transform(r), lags) - mx.astype(np.float32))[min(start, len(v) - 1) :]
+        val.append((x, np.asarray(v, np.float32).reshape(len(v), -1)[min(start, len(v) - 1) :, sel]))
     if not val:
         raise V1ReconError("no validation trials to choose the decoder's regularisation.")
     scores = []
     for rel in grid:
-        w, _ = weights(rel)
-        preds = ((x @ w + my).reshape(-1, *FRAME_SHAPE) for x, _ in val)
-        scores.append(_mean_correlation(zip(preds, (v for _, v in val), strict=True), mask, start))
+        w = weights(rel)[0][:, sel].astype(np.float32)
+        scores.append(float(np.mean([_pearson(np.clip(x @ w + my[sel], 0, 255), y) for x, y in val])))
     best = int(np.nanargmax(scores))
     m_all = m_train
     m_all += _moments(validation, basis, lags)
@@ -289,3 +295,338 @@ def fit_invertible(
     gain = float(cov[lag] / var_x[lag]) if var_x[lag] > 0 else 0.0
     offset = float(sy[lag] / n[lag] - gain * sx[lag] / n[lag])
     return InvertibleLinear(basis, rfs.astype(np.float32), lag, gain, offset, r)
+
+
+# -- the analysis (v1recon analyse baselines) -------------------------------------------------------------------------
+NAME = "baselines"
+RIDGE = "ridge decoder"
+INVERTIBLE = "invertible linear"
+INPUT_OPT = "input optimisation"
+ORACLE = "input optimisation (oracle)"
+METRICS = (
+    "video_correlation",
+    "frame_correlation",
+    "ssim_global",
+    "ssim_windowed",
+    "rmse",
+    "psnr",
+    "motion_energy_correlation",
+    "full_screen_correlation",
+)
+LOWER_IS_BETTER = ("rmse",)
+DEFAULT_TRIALS = 6
+
+
+class RecordingPairs:
+    """Re-iterable (responses (N, T), video (T, 36, 64)) pairs of some trials of a recording.
+
+    Read once on first use and kept in memory (videos as float16), because the fits pass over them several times
+    and reading is the slow part (~2.5 MB per 300-frame trial of 1000 neurons).
+    """
+
+    def __init__(self, recording, trial_ids: Sequence[int]) -> None:
+        self.recording, self.trial_ids = recording, list(trial_ids)
+        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.trial_ids)
+
+    def __iter__(self):
+        if self._cache is None:
+            self._cache = []
+            for t in self.trial_ids:
+                trial = self.recording.trial(t)
+                self._cache.append((np.asarray(trial.responses, np.float32), np.asarray(trial.video, np.float16)))
+        for responses, video in self._cache:
+            yield responses, video.astype(np.float32)
+
+
+def input_optimisation_sets(run_dir, mouse: str) -> dict[str, dict[int, object]]:
+    """Reconstructions of this mouse under RUN/reconstructions: label -> {trial id: npz path}, the ensemble's
+    ("input optimisation") and the true model's ("... (oracle)"); upper bounds and variants are left out."""
+    from pathlib import Path
+
+    from v1recon.report import collect
+    from v1recon.report.sections.reconstructions import MAIN, sets
+    from v1recon.report.sections.reconstructions import ORACLE as ORACLE_KIND
+
+    files, _ = collect.reconstructions(Path(run_dir))
+    out: dict[str, dict[int, object]] = {}
+    for name, (kind, trials) in sorted(sets(files).items()):
+        if kind not in (MAIN, ORACLE_KIND):
+            continue
+        mine = {t.trial_id: t.npz for t in trials if t.mouse == mouse and t.npz is not None}
+        if mine:
+            label = ORACLE if kind == ORACLE_KIND else INPUT_OPT
+            out[label if label not in out else f"{label} [{name}]"] = mine
+    return out
+
+
+def split_training_trials(setup, evaluated: Sequence[int], max_trials: int | None, seed: int = 0):
+    """(train ids, validation ids): training-tier trials with responses, none showing a movie of the run's held-out
+    fold or of an evaluated trial; validation = the movies of the first model's validation fold."""
+    from v1recon.data import movie_hash
+
+    rec, run = setup.recording, setup.run
+    banned = {movie_hash(rec.trial(t).video) for t in evaluated}
+    val_fold = run.splits[0].val_fold if run.splits else (run.test_fold + 1) % run.n_folds
+    train, val = [], []
+    for t in rec.trial_ids(tier="train", with_responses=True):
+        h = movie_hash(rec.trial(t).video)
+        if h in banned or h % run.n_folds == run.test_fold:
+            continue
+        (val if h % run.n_folds == val_fold else train).append(t)
+    if max_trials is not None and len(train) + len(val) > max_trials:
+        rng = np.random.default_rng(seed)
+        n_val = max(1, round(max_trials * len(val) / (len(train) + len(val))))
+        val = sorted(rng.choice(val, min(n_val, len(val)), replace=False).tolist())
+        train = sorted(rng.choice(train, min(max_trials - len(val), len(train)), replace=False).tolist())
+    if len(train) < 2 or not val:
+        raise V1ReconError(
+            f"{rec.path}: {len(train)} training and {len(val)} validation trials are left for the baselines; "
+            "need at least 2 and 1."
+        )
+    return train, val
+
+
+def load_rf_mapping(run_dir, mouse: str) -> np.ndarray | None:
+    """The signed RFs (N, 36, 64) of RUN/analyses/rf-mapping if it mapped this mouse, else None."""
+    from v1recon.experiments import common
+    from v1recon.io import read_json
+
+    folder = common.analysis_dir(run_dir, "rf-mapping")
+    if not (folder / "result.json").is_file():
+        return None
+    name = ((read_json(folder / "result.json").get("identity") or {}).get("data") or {}).get("name")
+    if name != mouse:
+        return None
+    with np.load(folder / common.RESULT_NPZ) as f:
+        return f["signed"].astype(np.float32)
+
+
+def _compare(values: np.ndarray, methods: list[str], reference: int) -> dict:
+    """Per metric, the reference method against every other: mean difference, trials won, paired Wilcoxon."""
+    from v1recon.experiments.stats import paired_wilcoxon
+
+    out = {}
+    for j, metric in enumerate(METRICS):
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        rows = {}
+        for m, name in enumerate(methods):
+            if m == reference:
+                continue
+            a, b = sign * values[reference, :, j], sign * values[m, :, j]
+            rows[name] = {
+                "input_optimisation_wins": bool(a.mean() > b.mean()),
+                "mean_difference": float(sign * (a.mean() - b.mean())),
+                "trials_won": float(np.mean(a > b)),
+                "wilcoxon": paired_wilcoxon(a, b, methods[reference], name) if len(a) > 1 else None,
+            }
+        out[metric] = rows
+    return out
+
+
+def run(
+    setup,
+    n_trials: int | None = None,
+    lags: int = DEFAULT_LAGS,
+    components: int = DEFAULT_COMPONENTS,
+    max_train_trials: int | None = None,
+    reconstruct: bool = True,
+    recon_config=None,
+    progress: bool = True,
+    log=print,
+):
+    """Fit both baselines, evaluate them with input optimisation on the same trials; (arrays, summary)."""
+    import time
+
+    from v1recon.experiments import common
+    from v1recon.metrics.video import video_metrics
+
+    rec = setup.recording
+    sets = input_optimisation_sets(setup.run.path, setup.mouse)
+    if sets:
+        main = sets.get(INPUT_OPT) or next(iter(sets.values()))
+        trial_ids = sorted(main)[:n_trials] if n_trials else sorted(main)
+    else:
+        trial_ids = common.held_out_trials(setup, n_trials or DEFAULT_TRIALS)
+    trials = common.load_trials(setup, trial_ids)
+    recons: dict[str, list[np.ndarray]] = {}
+    masks = [setup.eval_mask] * len(trial_ids)
+    for label, files in sets.items():
+        if all(t in files for t in trial_ids):
+            loaded = [np.load(files[t]) for t in trial_ids]
+            recons[label] = [f["reconstruction"].astype(np.float32) for f in loaded]
+            if label == INPUT_OPT and all("eval_mask" in f for f in loaded):
+                masks = [f["eval_mask"].astype(bool) for f in loaded]
+    notes = []
+    if not recons and reconstruct:
+        if recon_config is None:
+            recon_config = common.recon_config("fast", None, 0)
+        log(f"no reconstructions of trials {trial_ids} under {setup.run.path / 'reconstructions'}: reconstructing")
+        plan = [(INPUT_OPT, setup.encoders)] + ([(ORACLE, [setup.truth])] if setup.truth is not None else [])
+        for label, encoders in plan:
+            out = common.reconstruct_set(
+                encoders, trials.responses, trials.behaviours, setup.update_mask, recon_config, label, progress
+            )
+            recons[label] = [r.video for r in out]
+        notes.append(f"input optimisation ({recon_config.method}) run by this analysis")
+    elif not recons:
+        notes.append("no input-optimisation reconstructions of these trials: baselines only")
+
+    timings = {}
+    train_ids, val_ids = split_training_trials(setup, trial_ids, max_train_trials)
+    log(f"baselines: fitting on {len(train_ids)} training and {len(val_ids)} validation trials")
+    started = time.perf_counter()
+    decoder = fit_ridge_decoder(
+        RecordingPairs(rec, train_ids), RecordingPairs(rec, val_ids), lags, components, mask=setup.eval_mask
+    )
+    timings["ridge_fit_s"] = round(time.perf_counter() - started, 1)
+    recons[RIDGE] = [decoder.predict(r) for r in trials.responses]
+    rfs = load_rf_mapping(setup.run.path, setup.mouse)
+    invertible = None
+    if rfs is None:
+        notes.append("invertible linear model skipped: run `v1recon analyse rf-mapping` on this mouse first")
+    else:
+        started = time.perf_counter()
+        invertible = fit_invertible(RecordingPairs(rec, train_ids + val_ids), rfs, lags, setup.eval_mask)
+        timings["invertible_fit_s"] = round(time.perf_counter() - started, 1)
+        recons[INVERTIBLE] = [invertible.predict(r) for r in trials.responses]
+
+    methods = list(recons)
+    values = np.array(
+        [
+            [
+                [video_metrics(v, truth, m)[k] for k in METRICS]
+                for v, truth, m in zip(recons[name], trials.videos, masks, strict=True)
+            ]
+            for name in methods
+        ]
+    )  # (methods, trials, metrics)
+    return _result(setup, methods, values, recons, trials, masks, trial_ids, decoder, invertible, notes, timings,
+                   train_ids, val_ids)  # fmt: skip
+
+
+def _result(setup, methods, values, recons, trials, masks, trial_ids, decoder, invertible, notes, timings,
+            train_ids, val_ids):  # fmt: skip
+    means = values.mean(1)
+    arrays = {
+        "methods": np.asarray(methods),
+        "metrics": np.asarray(METRICS),
+        "trial_ids": np.asarray(trial_ids),
+        "values": values,
+        "example_truth": trials.videos[0].astype(np.float16),
+        "example_eval_mask": masks[0],
+        **{f"example_{i}": recons[name][0].astype(np.float16) for i, name in enumerate(methods)},
+        "ridge_grid": decoder.grid,
+        "ridge_val_scores": decoder.val_scores,
+    }
+    if invertible is not None:
+        arrays["invertible_lag_scores"] = invertible.lag_scores
+    rows = [[name, *[float(v) for v in means[m]]] for m, name in enumerate(methods)]
+    reference = methods.index(INPUT_OPT) if INPUT_OPT in methods else None
+    comparison = _compare(values, methods, reference) if reference is not None else {}
+    findings = []
+    if reference is not None:
+        for base in (RIDGE, INVERTIBLE):
+            if base not in methods:
+                continue
+            won = [k for k in METRICS if comparison[k][base]["input_optimisation_wins"]]
+            lost = [k for k in METRICS if not comparison[k][base]["input_optimisation_wins"]]
+            findings.append(
+                f"input optimisation vs {base}: better in {', '.join(won) or 'no metric'}"
+                + (f"; not better in {', '.join(lost)}" if lost else "")
+                + f" (video r {means[reference, 0]:.3f} vs {means[methods.index(base), 0]:.3f})."
+            )
+    for m, name in enumerate(methods):
+        if reference is None or m != reference:
+            findings.append(f"{name}: mean video correlation {means[m, 0]:.3f} over {len(trial_ids)} trials.")
+    findings += [n + "." for n in notes]
+    expected = []
+    if reference is not None:
+        for base in (RIDGE, INVERTIBLE):
+            if base in methods:
+                row = comparison["video_correlation"][base]
+                expected.append({
+                    "effect": f"input optimisation reconstructs better than the {base} (video correlation)",
+                    "holds": row["input_optimisation_wins"],
+                    "why": f"difference {row['mean_difference']:+.3f}, input optimisation better in "
+                    f"{100 * row['trials_won']:.0f}% of trials",
+                })  # fmt: skip
+    fit = {
+        "train_trials": len(train_ids),
+        "validation_trials": len(val_ids),
+        "ridge": {
+            "lags": decoder.lags,
+            "components": decoder.basis.n_features,
+            "explained_variance": decoder.basis.explained,
+            "alpha_relative": decoder.alpha_relative,
+            "grid": decoder.grid.tolist(),
+            "validation_video_correlation": decoder.val_scores.tolist(),
+        },
+        "timings": timings,
+    }
+    if invertible is not None:
+        fit["invertible"] = {"lag_frames": invertible.lag, "gain": invertible.gain, "offset": invertible.offset,
+                             "lag_scores": invertible.lag_scores.tolist()}  # fmt: skip
+    summary = {
+        "title": "Baselines: direct decoding and the invertible linear model vs input optimisation",
+        "description": (
+            f"The same {len(trial_ids)} held-out trials and metrics (evaluation mask, frames 30 on) for every method. "
+            f"Ridge decoder: responses at t..t+{decoder.lags} (ReLU, z-scored, {decoder.basis.n_features} principal "
+            f"components) -> frame t, regularisation chosen on validation movies ({len(val_ids)} trials), refitted "
+            f"on {len(train_ids) + len(val_ids)} training trials. Invertible linear model: activity-weighted sum of "
+            "the signed RF-mapping RFs with a fitted lag, gain and offset."
+        ),
+        "table": {"headers": ["method", *METRICS], "rows": rows},
+        "findings": findings,
+        "expected": expected,
+        "statistics": {"comparison": comparison, "fit": fit, "notes": notes},
+    }
+    return arrays, summary
+
+
+def draw(path, arrays: dict, summary: dict) -> None:
+    """Bars per method for four metrics (trials as dots), example frames of every method, the fits' curves."""
+    from v1recon.experiments import common
+
+    plt = common.pyplot()
+    methods = [str(m) for m in arrays["methods"]]
+    metrics = [str(m) for m in arrays["metrics"]]
+    values = arrays["values"]
+    shown = ["video_correlation", "frame_correlation", "ssim_global", "motion_energy_correlation"]
+    truth = arrays["example_truth"].astype(np.float32)
+    frames = np.linspace(min(45, len(truth) - 1), len(truth) - 1, 4).astype(int)
+    fig = plt.figure(figsize=(13, 3.0 + 1.1 * (len(methods) + 1)))
+    grid = fig.add_gridspec(len(methods) + 2, 8, height_ratios=[2.2] + [1] * (len(methods) + 1))
+    for j, metric in enumerate(shown):
+        ax = fig.add_subplot(grid[0, 2 * j : 2 * j + 2])
+        col = metrics.index(metric)
+        for m in range(len(methods)):
+            ax.bar(m, values[m, :, col].mean(), color=f"C{m}", alpha=0.7)
+            ax.plot(np.full(values.shape[1], m), values[m, :, col], "k.", ms=3)
+        ax.set(title=metric.replace("_", " "), xticks=range(len(methods)))
+        ax.set_xticklabels([m.replace("input optimisation", "input opt.") for m in methods], rotation=30,
+                           ha="right", fontsize=7)  # fmt: skip
+    rows = [("truth", truth)] + [(m, arrays[f"example_{i}"].astype(np.float32)) for i, m in enumerate(methods)]
+    mask = arrays["example_eval_mask"]
+    for r, (label, movie) in enumerate(rows):
+        for c, f in enumerate(frames):
+            ax = fig.add_subplot(grid[r + 1, c])
+            ax.imshow(movie[f], cmap="gray", vmin=0, vmax=255)
+            ax.contour(mask.astype(float), levels=[0.5], colors="lime", linewidths=0.5)
+            ax.set(xticks=[], yticks=[])
+            if c == 0:
+                ax.set_ylabel(label.replace("input optimisation", "input opt."), fontsize=7)
+            if r == 0:
+                ax.set_title(f"frame {f}", fontsize=8)
+    ax = fig.add_subplot(grid[1:3, 5:8])
+    ax.semilogx(arrays["ridge_grid"], arrays["ridge_val_scores"], "o-")
+    ax.set(xlabel="ridge penalty (relative)", ylabel="validation video r", title="ridge decoder")
+    if "invertible_lag_scores" in arrays:
+        ax = fig.add_subplot(grid[4 if len(methods) + 2 > 4 else 3 :, 5:8])
+        ax.plot(arrays["invertible_lag_scores"], "o-")
+        ax.set(xlabel="lag (frames)", ylabel="training r", title="invertible model: lag")
+    fig.suptitle(summary["title"], fontsize=10)
+    fig.tight_layout()
+    common.save_figure(fig, path)

@@ -274,3 +274,170 @@ def compare_with_truth(mapping: RFMapping, truth) -> dict:
             "per_cell_type": per_type,
         },
     }
+
+
+# -- the analysis (v1recon analyse rf-mapping) ------------------------------------------------------------------------
+NAME = "rf-mapping"
+EXAMPLE_NEURONS = 6
+
+
+def _map(encoder, behaviour, stride, batch_size, device, desc, progress) -> RFMapping:
+    from tqdm.auto import tqdm
+
+    n = 2 * len(probe_positions(stride)[0]) * len(probe_positions(stride)[1])
+    with tqdm(total=n, desc=desc, unit="probe", disable=not progress, leave=False) as bar:
+        return map_receptive_fields(encoder, behaviour, stride, batch_size, device=device, progress=bar.update)
+
+
+def run(setup, stride: int = 2, batch_size: int = 32, true_model: bool = True, progress: bool = True):
+    """Map the RFs of the setup's mouse through its ensemble (and, in silico, through the true model); compare
+    with the alpha mask and the true RFs. Returns (arrays, summary) for `common.write_analysis`."""
+    from v1recon.experiments import common
+    from v1recon.models import EnsembleEncoder
+
+    behaviour = common.constant_behaviour([setup.recording], 1)[:, 0]
+    encoder = setup.encoders[0] if len(setup.encoders) == 1 else EnsembleEncoder(setup.encoders)
+    mapping = _map(encoder, behaviour, stride, batch_size, setup.device, "RF mapping", progress)
+    pop = population_rf(mapping.rf, mapping.mapped)
+    arrays = {
+        "rf": mapping.rf.astype(np.float16),
+        "signed": mapping.signed,
+        "on": mapping.on.astype(np.float16),
+        "off": mapping.off.astype(np.float16),
+        "baseline": mapping.baseline,
+        "mapped": mapping.mapped,
+        "population_rf": pop,
+        "centres_px": rf_centres(mapping.rf).astype(np.float32),
+        "behaviour": mapping.behaviour,
+    }
+    rows = [["ensemble", mapping.n_probes, round(mapping.seconds, 1), float(mapping.mapped.mean())]]
+    stats: dict = {"ensemble": {"seconds": mapping.seconds, "probes": mapping.n_probes}}
+    findings = [
+        f"{int(mapping.mapped.sum())} of {len(mapping.rf)} neurons respond to a single pixel by >= {THRESHOLD:g} "
+        f"of their grey response ({mapping.n_probes} probes in {mapping.seconds:.0f} s)."
+    ]
+    if setup.alpha is not None:
+        arrays["alpha"] = setup.alpha.astype(np.float32)
+        arrays["eval_mask"], arrays["update_mask"] = setup.eval_mask, setup.update_mask
+        stats["mask"] = compare_with_mask(pop, setup.alpha, setup.update_mask, setup.eval_mask)
+        findings.append(
+            f"population RF vs alpha mask: r = {stats['mask']['correlation_with_alpha']:.2f}, "
+            f"{100 * stats['mask']['rf_mass_in_update_mask']:.0f}% of the RF mass inside the update mask, "
+            f"IoU of the half-maximum region with the update mask {stats['mask']['iou_halfmax_vs_update_mask']:.2f}."
+        )
+    if setup.truth is not None:
+        truth = setup.truth.cpu()
+        cmp = compare_with_truth(mapping, truth)
+        stats["truth"] = cmp["summary"]
+        arrays.update({f"truth_{k}": v.astype(np.float32) for k, v in cmp["arrays"].items()})
+        arrays["true_population_rf"] = shift_maps(truth.population_rf()[None], gaze_shift_px(truth, behaviour))[0]
+        arrays["true_envelopes"] = shift_maps(truth.rf_envelopes(), gaze_shift_px(truth, behaviour)).astype(np.float16)
+        findings.append(f"ensemble vs true RFs: {_truth_line(cmp['summary'])}.")
+        if true_model:
+            tm = _map(setup.truth, behaviour, stride, batch_size, setup.device, "RF mapping (true model)", progress)
+            tcmp = compare_with_truth(tm, truth)
+            stats["true_model_mapping"] = {**tcmp["summary"], "seconds": tm.seconds}
+            arrays["true_model_rf"] = tm.rf.astype(np.float16)
+            arrays["true_model_centre_error_px"] = tcmp["arrays"]["centre_error_px"].astype(np.float32)
+            rows.append(["true model", tm.n_probes, round(tm.seconds, 1), float(tm.mapped.mean())])
+            findings.append(
+                "the same probes through the true model (the mapping method's own limit): "
+                f"{_truth_line(tcmp['summary'])}."
+            )
+    headers = ["encoder", "probes", "seconds", "mapped fraction"]
+    for label, key in (("r with true envelope (median)", "rf_vs_envelope_median"),
+                       ("centre error px (median)", "centre_error_px_median")):  # fmt: skip
+        if "truth" in stats:
+            headers.append(label)
+            rows[0].append(stats["truth"][key])
+            if len(rows) > 1:
+                rows[1].append(stats["true_model_mapping"][key])
+    summary = {
+        "title": "In-silico receptive-field mapping",
+        "description": (
+            "Sparse noise as published: one ON (255) or OFF (0) pixel on grey, 15 frames before, during and after, "
+            f"every {stride}. pixel ({mapping.n_probes} probes), constant behaviour (the mouse's mean). RF = (stim - "
+            f"pre) / pre with pre the response to grey, thresholded at {THRESHOLD:g}, ON + OFF, smoothed sigma "
+            f"{SMOOTH_SIGMA:g} px, max-normalised. Population RF: mean of the normalised RFs."
+        ),
+        "table": {"headers": headers, "rows": rows},
+        "findings": findings,
+        "statistics": stats,
+    }
+    return arrays, summary
+
+
+def _truth_line(s: dict) -> str:
+    """One sentence of a truth comparison summary (no mapped neuron: says so)."""
+    if s["rf_vs_envelope_median"] is None:
+        return "no neuron mapped, nothing to compare"
+    return (
+        f"median r {s['rf_vs_envelope_median']:.2f} with the true envelope, median centre error "
+        f"{s['centre_error_px_median']:.1f} px ({100 * s['centre_error_px_within_2']:.0f}% within 2 px), "
+        f"population RF r {s['population_rf_vs_true']:.2f}"
+    )
+
+
+def _examples(arrays: dict) -> np.ndarray:
+    """Indices of example neurons: mapped ones spread over the range of RF-centre positions."""
+    mapped = np.flatnonzero(arrays["mapped"])
+    if len(mapped) == 0:
+        return mapped
+    cols = arrays["centres_px"][mapped, 1]
+    order = mapped[np.argsort(np.nan_to_num(cols))]
+    return order[np.linspace(0, len(order) - 1, min(EXAMPLE_NEURONS, len(order))).astype(int)]
+
+
+def draw(path, arrays: dict, summary: dict) -> None:
+    """Population RF (with the mask outlined), true population RF, example neuron RFs, centre-error histogram."""
+    from v1recon.experiments import common
+
+    plt = common.pyplot()
+    has_truth = "truth_centre_error_px" in arrays
+    fig = plt.figure(figsize=(12, 6.5))
+    grid = fig.add_gridspec(3, EXAMPLE_NEURONS, height_ratios=[1.3, 0.8, 0.8])
+    ax = fig.add_subplot(grid[0, : EXAMPLE_NEURONS // 3])
+    title = "population RF"
+    pop = arrays["population_rf"]
+    if not arrays["mapped"].any():  # nothing above threshold: show where the sub-threshold changes are
+        pop = np.maximum(arrays["on"].astype(np.float32), arrays["off"].astype(np.float32)).clip(0).mean(0)
+        pop, title = pop / max(float(pop.max()), 1e-12), "mean response change (all below threshold)"
+    ax.imshow(pop, cmap="magma", vmin=0, vmax=1)
+    if "update_mask" in arrays:
+        ax.contour(arrays["update_mask"].astype(float), levels=[0.5], colors="cyan", linewidths=1)
+        ax.contour(arrays["eval_mask"].astype(float), levels=[0.5], colors="lime", linewidths=1)
+        title += "\n(update mask cyan, evaluation mask green)"
+    ax.set_title(title, fontsize=9)
+    ax.set(xticks=[], yticks=[])
+    if has_truth:
+        ax = fig.add_subplot(grid[0, EXAMPLE_NEURONS // 3 : 2 * EXAMPLE_NEURONS // 3])
+        ax.imshow(arrays["true_population_rf"], cmap="magma", vmin=0, vmax=1)
+        ax.set(title="true population RF", xticks=[], yticks=[])
+        ax = fig.add_subplot(grid[0, 2 * EXAMPLE_NEURONS // 3 :])
+        err = arrays["truth_centre_error_px"][arrays["mapped"]]
+        bins = np.linspace(0, max(8.0, float(np.nanpercentile(err, 99)) if err.size else 8.0), 30)
+        ax.hist(err[np.isfinite(err)], bins=bins, alpha=0.7, label="ensemble")
+        if "true_model_centre_error_px" in arrays:
+            tm = arrays["true_model_centre_error_px"]
+            ax.hist(tm[np.isfinite(tm)], bins=bins, alpha=0.5, label="true model")
+        ax.set(xlabel="RF centre error (px)", ylabel="neurons", title="mapped vs true RF centre")
+        ax.legend(fontsize=8)
+    for j, n in enumerate(_examples(arrays)):
+        ax = fig.add_subplot(grid[1, j])
+        ax.imshow(arrays["rf"][n].astype(np.float32), cmap="magma", vmin=0, vmax=1)
+        ax.set(title=f"neuron {n}", xticks=[], yticks=[])
+        if j == 0:
+            ax.set_ylabel("mapped RF")
+        ax = fig.add_subplot(grid[2, j])
+        if has_truth:
+            ax.imshow(arrays["true_envelopes"][n].astype(np.float32), cmap="magma", vmin=0, vmax=1)
+            if j == 0:
+                ax.set_ylabel("true envelope")
+        else:
+            lim = float(np.abs(arrays["signed"][n]).max()) or 1.0
+            ax.imshow(arrays["signed"][n], cmap="RdBu_r", vmin=-lim, vmax=lim)
+            if j == 0:
+                ax.set_ylabel("ON - OFF")
+        ax.set(xticks=[], yticks=[])
+    fig.suptitle(summary["title"])
+    common.save_figure(fig, path)
