@@ -148,13 +148,13 @@ def test_resume_continues_from_the_last_complete_epoch(data, tmp_path):
 
 
 def test_evaluate_scores_models_ensemble_and_truth(run, data):
-    result = cli("evaluate", run, "--no-progress")
+    result = cli("evaluate", run, "--tiers", "oracle", "--no-progress")
     assert result.returncode == 0, result.stderr
     assert "ensemble" in result.stdout and "truth" in result.stdout
     ev = json.loads((run / "evaluation" / "encoders.json").read_text())
     mouse = ev["mice"]["insilico-s0-m0"]
     assert set(mouse["encoders"]) == {"model-0", "model-1", "ensemble", "truth"}
-    assert mouse["n_trials"] == 18 and mouse["n_stimuli"] == 6
+    assert mouse["n_trials"] == 6 and mouse["n_stimuli"] == 2 and mouse["tiers"] == ["oracle"]
     truth = mouse["encoders"]["truth"]["single_trial_correlation"]
     assert 0.1 < truth < 1
     assert mouse["ratio_to_truth"]["ensemble"] == pytest.approx(
