@@ -171,3 +171,30 @@ def test_bad_input_is_refused_with_one_sentence(change, message):
     resp, beh = change(resp, beh)
     with pytest.raises(V1ReconError, match=message):
         reconstruct_trials([enc], [resp], [beh], np.ones((36, 64)), ReconConfig(iterations=2), sources=["x.npy"])
+
+
+class _Energy(torch.nn.Module):
+    """Responds to contrast only: at uniform grey every input gradient is exactly zero (a saddle point)."""
+
+    n_neurons = 4
+
+    def forward(self, video, behaviour):
+        energy = ((video - 127.5) / 127.5).pow(2).mean(dim=(2, 3))  # (B, T)
+        return (1 + torch.arange(4.0)[None, :, None]) * energy[:, None, :] + 0.1
+
+
+@pytest.mark.parametrize("method", ["fast", "paper"])
+def test_grey_saddle_is_escaped_with_a_seeded_jitter(method):
+    enc = _Energy()
+    video = np.full((40, 36, 64), 127.5, np.float32)
+    video[:, :, :32] = 200.0
+    beh = np.zeros((4, 40), np.float32)
+    with torch.no_grad():
+        resp = enc(torch.from_numpy(video)[None], torch.from_numpy(beh)[None])[0].numpy()
+    cfg = ReconConfig(method=method, iterations=3)
+    (res,) = reconstruct_trials([enc], [resp], [beh], np.ones((36, 64)), cfg)
+    assert np.abs(res.video - 127.5).max() > 0.5  # left the saddle
+    (again,) = reconstruct_trials([enc], [resp], [beh], np.ones((36, 64)), cfg)
+    np.testing.assert_array_equal(res.video, again.video)  # the jitter is seeded
+    per_iteration = 2 * 2 if method == "paper" else 40 / 16  # paper: 2 sub-batches x 2 windows
+    assert res.window_passes == pytest.approx(4 * per_iteration)  # 3 iterations + iteration 0 taken again
