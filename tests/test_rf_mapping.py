@@ -53,7 +53,7 @@ def test_probe_clips_hold_one_pixel_during_the_stimulus():
 
 
 def test_mapping_recovers_a_known_encoder():
-    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=1, batch_size=512)
+    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=1, batch_size=256, phase=3)
     assert m.rf.shape == (3, 36, 64) and m.n_probes == 2 * 36 * 64
     assert m.mapped.tolist() == [True, True, False]
     np.testing.assert_allclose(m.rf[:2].reshape(2, -1).max(1), 1.0, rtol=1e-6)
@@ -69,13 +69,13 @@ def test_mapping_recovers_a_known_encoder():
 
 
 def test_stride_finds_the_same_centres_with_fewer_probes():
-    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=2, batch_size=512)
+    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=2, batch_size=256, phase=3)
     assert m.n_probes == 2 * 18 * 32
     np.testing.assert_allclose(rf_centres(m.rf[:2]), np.array(CENTRES, float), atol=1.0)
 
 
 def test_population_rf_and_mask_comparison():
-    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=2, batch_size=512)
+    m = map_receptive_fields(BlobEncoder(), BEHAVIOUR, stride=2, batch_size=256, phase=3)
     pop = population_rf(m.rf, m.mapped)
     assert pop.max() == pytest.approx(1.0)
     inside = (blob(*CENTRES[0], 6) + blob(*CENTRES[1], 6)) > 0.3
@@ -90,3 +90,43 @@ def test_bad_inputs_are_clear_errors():
         probe_positions(0)
     with pytest.raises(V1ReconError, match="behaviour"):
         map_receptive_fields(BlobEncoder(), np.zeros(3))
+
+
+class FakeRecording:
+    """Statistics of a recording at the true model's resting gaze."""
+
+    def __init__(self, truth):
+        self.rest = truth.resting_behaviour(1)[:, 0]
+
+    def statistics(self, kind):
+        values = self.rest[:2] if kind == "behavior" else self.rest[2:]
+        return {"mean": values, "median": values}
+
+
+def test_analysis_maps_the_true_model_and_draws(tmp_path):
+    from types import SimpleNamespace
+
+    from v1recon.experiments import rf_mapping
+    from v1recon.sim import GroundTruthV1
+
+    truth = GroundTruthV1.random(8, seed=5, calibration_trials=1)
+    alpha = truth.population_rf() * 1.5
+    setup = SimpleNamespace(
+        recording=FakeRecording(truth),
+        encoders=[truth],
+        device=torch.device("cpu"),
+        alpha=alpha,
+        update_mask=alpha >= 0.5,
+        eval_mask=alpha >= 1.0,
+        truth=truth,
+    )
+    arrays, summary = rf_mapping.run(setup, stride=4, batch_size=96, true_model=False, progress=False, phase=6)
+    assert arrays["rf"].shape == (8, 36, 64)
+    stats = summary["statistics"]
+    # mapping the true model itself: RFs land where the truth says they are
+    assert stats["truth"]["mapped_fraction"] >= 0.75
+    assert stats["truth"]["centre_error_px_median"] < 2.0
+    assert stats["truth"]["rf_vs_envelope_median"] > 0.7
+    assert stats["mask"]["correlation_with_alpha"] > 0.7
+    rf_mapping.draw(tmp_path / "figure.png", arrays, summary)
+    assert (tmp_path / "figure.png").stat().st_size > 10_000

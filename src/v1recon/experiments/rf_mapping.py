@@ -281,15 +281,22 @@ NAME = "rf-mapping"
 EXAMPLE_NEURONS = 6
 
 
-def _map(encoder, behaviour, stride, batch_size, device, desc, progress) -> RFMapping:
+def _map(encoder, behaviour, stride, batch_size, device, desc, progress, phase) -> RFMapping:
     from tqdm.auto import tqdm
 
     n = 2 * len(probe_positions(stride)[0]) * len(probe_positions(stride)[1])
     with tqdm(total=n, desc=desc, unit="probe", disable=not progress, leave=False) as bar:
-        return map_receptive_fields(encoder, behaviour, stride, batch_size, device=device, progress=bar.update)
+        return map_receptive_fields(encoder, behaviour, stride, batch_size, phase, device=device, progress=bar.update)
 
 
-def run(setup, stride: int = 2, batch_size: int = 32, true_model: bool = True, progress: bool = True):
+def run(
+    setup,
+    stride: int = 2,
+    batch_size: int = 32,
+    true_model: bool = True,
+    progress: bool = True,
+    phase: int = PHASE_FRAMES,
+):
     """Map the RFs of the setup's mouse through its ensemble (and, in silico, through the true model); compare
     with the alpha mask and the true RFs. Returns (arrays, summary) for `common.write_analysis`."""
     from v1recon.experiments import common
@@ -297,7 +304,7 @@ def run(setup, stride: int = 2, batch_size: int = 32, true_model: bool = True, p
 
     behaviour = common.constant_behaviour([setup.recording], 1)[:, 0]
     encoder = setup.encoders[0] if len(setup.encoders) == 1 else EnsembleEncoder(setup.encoders)
-    mapping = _map(encoder, behaviour, stride, batch_size, setup.device, "RF mapping", progress)
+    mapping = _map(encoder, behaviour, stride, batch_size, setup.device, "RF mapping", progress, phase)
     pop = population_rf(mapping.rf, mapping.mapped)
     arrays = {
         "rf": mapping.rf.astype(np.float16),
@@ -334,7 +341,9 @@ def run(setup, stride: int = 2, batch_size: int = 32, true_model: bool = True, p
         arrays["true_envelopes"] = shift_maps(truth.rf_envelopes(), gaze_shift_px(truth, behaviour)).astype(np.float16)
         findings.append(f"ensemble vs true RFs: {_truth_line(cmp['summary'])}.")
         if true_model:
-            tm = _map(setup.truth, behaviour, stride, batch_size, setup.device, "RF mapping (true model)", progress)
+            tm = _map(
+                setup.truth, behaviour, stride, batch_size, setup.device, "RF mapping (true model)", progress, phase
+            )
             tcmp = compare_with_truth(tm, truth)
             stats["true_model_mapping"] = {**tcmp["summary"], "seconds": tm.seconds}
             arrays["true_model_rf"] = tm.rf.astype(np.float16)
@@ -355,10 +364,10 @@ def run(setup, stride: int = 2, batch_size: int = 32, true_model: bool = True, p
     summary = {
         "title": "In-silico receptive-field mapping",
         "description": (
-            "Sparse noise as published: one ON (255) or OFF (0) pixel on grey, 15 frames before, during and after, "
-            f"every {stride}. pixel ({mapping.n_probes} probes), constant behaviour (the mouse's mean). RF = (stim - "
-            f"pre) / pre with pre the response to grey, thresholded at {THRESHOLD:g}, ON + OFF, smoothed sigma "
-            f"{SMOOTH_SIGMA:g} px, max-normalised. Population RF: mean of the normalised RFs."
+            f"Sparse noise as published: one ON (255) or OFF (0) pixel on grey, {phase} frames before, during and "
+            f"after, every {stride}. pixel ({mapping.n_probes} probes), constant behaviour (the mouse's mean). "
+            f"RF = (stim - pre) / pre with pre the response to grey, thresholded at {THRESHOLD:g}, ON + OFF, "
+            f"smoothed sigma {SMOOTH_SIGMA:g} px, max-normalised. Population RF: mean of the normalised RFs."
         ),
         "table": {"headers": headers, "rows": rows},
         "findings": findings,
