@@ -95,3 +95,19 @@ def test_invertible_model_checks_shapes():
     resp = np.ones((4, 20))
     with pytest.raises(V1ReconError, match="receptive fields"):
         fit_invertible([(resp, np.zeros((20, 36, 64)))], np.zeros((3, 36, 64)))
+
+
+def test_comparison_counts_lower_rmse_as_a_win():
+    from v1recon.experiments.baselines import METRICS, _compare
+
+    values = np.zeros((2, 3, len(METRICS)))  # methods x trials x metrics
+    values[0, :, METRICS.index("video_correlation")] = [0.5, 0.6, 0.4]
+    values[1, :, METRICS.index("video_correlation")] = [0.2, 0.7, 0.1]
+    values[0, :, METRICS.index("rmse")] = [10, 10, 10]
+    values[1, :, METRICS.index("rmse")] = [20, 5, 30]
+    out = _compare(values, ["input optimisation", "ridge decoder"], reference=0)
+    vc, err = out["video_correlation"]["ridge decoder"], out["rmse"]["ridge decoder"]
+    assert vc["input_optimisation_wins"] and vc["trials_won"] == pytest.approx(2 / 3)
+    assert vc["mean_difference"] == pytest.approx(0.5 - 1.0 / 3)
+    assert err["input_optimisation_wins"] and err["trials_won"] == pytest.approx(2 / 3)
+    assert err["mean_difference"] == pytest.approx(10 - 55 / 3)  # input optimisation minus ridge, in RMSE units
