@@ -248,14 +248,15 @@ class DwiseNeuro(MultiMouseModel):
     """The published DwiseNeuro network; constructor arguments as in the checkpoints' `nn_module` kwargs.
 
     forward(video (B,T,36,64), behaviour (B,4,T), mouse) -> (B, N, T), T >= 31: every window ending at frame
-    30..T-1, predictions averaged per frame. `memory_budget_bytes` bounds the activations of one chunk of windows.
+    30..T-1, predictions averaged per frame. `memory_budget_bytes` bounds the activations of one chunk of windows
+    (default: 2 GiB on a CPU, a quarter of the GPU's memory on CUDA).
     """
 
     architecture = "dwiseneuro"
     context_frames = WINDOW_SPAN
     train_clip_frames = WINDOW_SPAN + 1
 
-    def __init__(self, readout_outputs, memory_budget_bytes: int = 2 << 30, **kwargs) -> None:
+    def __init__(self, readout_outputs, memory_budget_bytes: int | None = None, **kwargs) -> None:
         super().__init__()
         kw = {**PAPER_KWARGS, **kwargs}
         unknown = set(kw) - set(PAPER_KWARGS)
@@ -301,7 +302,13 @@ class DwiseNeuro(MultiMouseModel):
         return 4 * WINDOW_SIZE * total
 
     def windows_per_chunk(self) -> int:
-        return max(1, int(self.memory_budget_bytes // self.window_bytes()))
+        """Windows per batch: `memory_budget_bytes`, or by default 2 GiB on a CPU and 1/4 of a GPU's memory."""
+        budget = self.memory_budget_bytes
+        if budget is None:
+            device = self.readouts[0].layer[1].weight.device
+            cuda = device.type == "cuda"
+            budget = torch.cuda.get_device_properties(device).total_memory // 4 if cuda else 2 << 30
+        return max(1, int(budget // self.window_bytes()))
 
     def predict_windows(self, video, behaviour, mouse: int, ends) -> torch.Tensor:
         """Predict the windows ending at frames `ends` (each 30..T-1) -> (B, len(ends), N, 16).
