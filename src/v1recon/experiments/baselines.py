@@ -301,6 +301,7 @@ def fit_invertible(
 NAME = "baselines"
 RIDGE = "ridge decoder"
 INVERTIBLE = "invertible linear"
+INVERTIBLE_TRUE = "invertible linear (true-model RFs)"
 INPUT_OPT = "input optimisation"
 ORACLE = "input optimisation (oracle)"
 METRICS = (
@@ -389,8 +390,10 @@ def split_training_trials(setup, evaluated: Sequence[int], max_trials: int | Non
     return train, val
 
 
-def load_rf_mapping(run_dir, mouse: str) -> np.ndarray | None:
-    """The signed RFs (N, 36, 64) of RUN/analyses/rf-mapping if it mapped this mouse, else None."""
+def load_rf_mapping(run_dir, mouse: str, key: str = "signed") -> np.ndarray | None:
+    """The signed RFs (N, 36, 64) of RUN/analyses/rf-mapping if it mapped this mouse, else None.
+
+    key "signed": mapped through the ensemble; "true_model_signed": through the in-silico true model."""
     from v1recon.experiments import common
     from v1recon.io import read_json
 
@@ -401,7 +404,7 @@ def load_rf_mapping(run_dir, mouse: str) -> np.ndarray | None:
     if name != mouse:
         return None
     with np.load(folder / common.RESULT_NPZ) as f:
-        return f["signed"].astype(np.float32)
+        return f[key].astype(np.float32) if key in f else None
 
 
 def _compare(values: np.ndarray, methods: list[str], reference: int) -> dict:
@@ -492,6 +495,10 @@ def run(
         invertible = fit_invertible(RecordingPairs(rec, train_ids + val_ids), rfs, lags, setup.eval_mask)
         timings["invertible_fit_s"] = round(time.perf_counter() - started, 1)
         recons[INVERTIBLE] = [invertible.predict(r) for r in trials.responses]
+        true_rfs = load_rf_mapping(setup.run.path, setup.mouse, "true_model_signed")
+        if true_rfs is not None:  # in silico: the same model with the true model's RFs (is the RF the limit?)
+            ref = fit_invertible(RecordingPairs(rec, train_ids + val_ids), true_rfs, lags, setup.eval_mask)
+            recons[INVERTIBLE_TRUE] = [ref.predict(r) for r in trials.responses]
 
     methods = list(recons)
     values = np.array(
@@ -576,7 +583,8 @@ def _result(setup, methods, values, recons, trials, masks, trial_ids, decoder, i
             f"Ridge decoder: responses at t..t+{decoder.lags} (ReLU, z-scored, {decoder.basis.n_features} principal "
             f"components) -> frame t, regularisation chosen on validation movies ({len(val_ids)} trials), refitted "
             f"on {len(train_ids) + len(val_ids)} training trials. Invertible linear model: activity-weighted sum of "
-            "the signed RF-mapping RFs with a fitted lag, gain and offset."
+            "the signed RF-mapping RFs (ON - OFF) with a fitted lag, gain and offset; in silico also with the RFs "
+            "mapped through the true model (a reference that uses the ground truth)."
         ),
         "table": {"headers": ["method", *METRICS], "rows": rows},
         "findings": findings,
@@ -594,39 +602,46 @@ def draw(path, arrays: dict, summary: dict) -> None:
     methods = [str(m) for m in arrays["methods"]]
     metrics = [str(m) for m in arrays["metrics"]]
     values = arrays["values"]
+    short = [m.replace("input optimisation", "input opt.").replace("invertible linear", "invertible") for m in methods]
     shown = ["video_correlation", "frame_correlation", "ssim_global", "motion_energy_correlation"]
     truth = arrays["example_truth"].astype(np.float32)
     frames = np.linspace(min(45, len(truth) - 1), len(truth) - 1, 4).astype(int)
-    fig = plt.figure(figsize=(13, 3.0 + 1.1 * (len(methods) + 1)))
-    grid = fig.add_gridspec(len(methods) + 2, 8, height_ratios=[2.2] + [1] * (len(methods) + 1))
+    rows = [("truth", truth)] + [(s, arrays[f"example_{i}"].astype(np.float32)) for i, s in enumerate(short)]
+    fig = plt.figure(figsize=(14, 3.2 + 1.15 * len(rows)))
+    outer = fig.add_gridspec(2, 1, height_ratios=[3.2, 1.15 * len(rows)], hspace=0.45)
+    top = outer[0].subgridspec(1, len(shown), wspace=0.35)
     for j, metric in enumerate(shown):
-        ax = fig.add_subplot(grid[0, 2 * j : 2 * j + 2])
+        ax = fig.add_subplot(top[0, j])
         col = metrics.index(metric)
         for m in range(len(methods)):
             ax.bar(m, values[m, :, col].mean(), color=f"C{m}", alpha=0.7)
             ax.plot(np.full(values.shape[1], m), values[m, :, col], "k.", ms=3)
-        ax.set(title=metric.replace("_", " "), xticks=range(len(methods)))
-        ax.set_xticklabels([m.replace("input optimisation", "input opt.") for m in methods], rotation=30,
-                           ha="right", fontsize=7)  # fmt: skip
-    rows = [("truth", truth)] + [(m, arrays[f"example_{i}"].astype(np.float32)) for i, m in enumerate(methods)]
+        ax.set_title(metric.replace("_", " "), fontsize=9)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels(short, rotation=30, ha="right", fontsize=7)
+    bottom = outer[1].subgridspec(len(rows), 6, width_ratios=[1, 1, 1, 1, 0.25, 2.2], hspace=0.08, wspace=0.04)
     mask = arrays["example_eval_mask"]
     for r, (label, movie) in enumerate(rows):
         for c, f in enumerate(frames):
-            ax = fig.add_subplot(grid[r + 1, c])
+            ax = fig.add_subplot(bottom[r, c])
             ax.imshow(movie[f], cmap="gray", vmin=0, vmax=255)
             ax.contour(mask.astype(float), levels=[0.5], colors="lime", linewidths=0.5)
             ax.set(xticks=[], yticks=[])
             if c == 0:
-                ax.set_ylabel(label.replace("input optimisation", "input opt."), fontsize=7)
+                ax.set_ylabel(label, fontsize=7)
             if r == 0:
                 ax.set_title(f"frame {f}", fontsize=8)
-    ax = fig.add_subplot(grid[1:3, 5:8])
+    right = bottom[:, 5].subgridspec(2, 1, hspace=0.7)
+    ax = fig.add_subplot(right[0])
     ax.semilogx(arrays["ridge_grid"], arrays["ridge_val_scores"], "o-")
-    ax.set(xlabel="ridge penalty (relative)", ylabel="validation video r", title="ridge decoder")
+    ax.set_title("ridge decoder: validation", fontsize=8)
+    ax.set_xlabel("penalty (relative)", fontsize=7)
+    ax.set_ylabel("video r", fontsize=7)
     if "invertible_lag_scores" in arrays:
-        ax = fig.add_subplot(grid[4 if len(methods) + 2 > 4 else 3 :, 5:8])
+        ax = fig.add_subplot(right[1])
         ax.plot(arrays["invertible_lag_scores"], "o-")
-        ax.set(xlabel="lag (frames)", ylabel="training r", title="invertible model: lag")
+        ax.set_title("invertible model: lag (training)", fontsize=8)
+        ax.set_xlabel("lag (frames)", fontsize=7)
+        ax.set_ylabel("r", fontsize=7)
     fig.suptitle(summary["title"], fontsize=10)
-    fig.tight_layout()
     common.save_figure(fig, path)

@@ -347,6 +347,7 @@ def run(
             tcmp = compare_with_truth(tm, truth)
             stats["true_model_mapping"] = {**tcmp["summary"], "seconds": tm.seconds}
             arrays["true_model_rf"] = tm.rf.astype(np.float16)
+            arrays["true_model_signed"] = tm.signed
             arrays["true_model_centre_error_px"] = tcmp["arrays"]["centre_error_px"].astype(np.float32)
             rows.append(["true model", tm.n_probes, round(tm.seconds, 1), float(tm.mapped.mean())])
             findings.append(
