@@ -134,6 +134,7 @@ def _behaviour(fig, cell, behaviour: np.ndarray) -> None:
     t = np.arange(behaviour.shape[1]) / FRAME_RATE_HZ
     ax = fig.add_subplot(sub[0])
     ax.plot(t, behaviour[1], color="tab:green")
+    ax.set_ylim(0, max(5.0, 1.1 * float(behaviour[1].max())))
     ax.set_ylabel("running speed (cm/s)")
     ax.set_xlabel("time (s)")
     ax = fig.add_subplot(sub[1])
