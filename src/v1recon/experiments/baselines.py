@@ -456,13 +456,15 @@ def run(
     trials = common.load_trials(setup, trial_ids)
     recons: dict[str, list[np.ndarray]] = {}
     masks = [setup.eval_mask] * len(trial_ids)
-    for label, files in sets.items():
-        if all(t in files for t in trial_ids):
-            loaded = [np.load(files[t]) for t in trial_ids]
-            recons[label] = [f["reconstruction"].astype(np.float32) for f in loaded]
-            if label == INPUT_OPT and all("eval_mask" in f for f in loaded):
-                masks = [f["eval_mask"].astype(bool) for f in loaded]
     notes = []
+    for label, files in sets.items():
+        if not all(t in files for t in trial_ids):
+            notes.append(f"{label}: left out, it lacks some of trials {trial_ids}")
+            continue
+        loaded = [np.load(files[t]) for t in trial_ids]
+        recons[label] = [f["reconstruction"].astype(np.float32) for f in loaded]
+        if label == INPUT_OPT and all("eval_mask" in f for f in loaded):
+            masks = [f["eval_mask"].astype(bool) for f in loaded]
     if not recons and reconstruct:
         if recon_config is None:
             recon_config = common.recon_config("fast", None, 0)
