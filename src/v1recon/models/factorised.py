@@ -113,7 +113,12 @@ class CausalLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.spatial(x)
         x = F.pad(x, (0, 0, 0, 0, self.temporal_kernel - 1, 0), mode="replicate")  # causal in time
-        return F.elu(self.bn(self.temporal(x)))
+        b, c, t, h, w = x.shape
+        # the (kt, 1, 1) convolution as a 2-D one over (time, pixels): several times faster on CPUs
+        x = F.conv2d(x.reshape(b, c, t, h * w), self.temporal.weight[..., 0]).reshape(
+            b, -1, t - self.temporal_kernel + 1, h, w
+        )
+        return F.elu(self.bn(x))
 
 
 class GaussianReadout(nn.Module):
