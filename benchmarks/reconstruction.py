@@ -22,9 +22,11 @@ With --paper-iterations below 1000, the paper method's seconds are also extrapol
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -136,6 +138,7 @@ def main(argv=None) -> None:
         help="extra fast rows: JSON list of FastSettings overrides, "
         'e.g. \'[{"pyramid": 3, "lr": 0.7, "max_steps": 30}]\'',
     )
+    p.add_argument("--methods", default="paper,fast", help="which of paper, fast to run (default both)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto (default auto)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-only", action="store_true", help="skip the quality comparison in the verdict")
@@ -159,30 +162,15 @@ def main(argv=None) -> None:
 
         encoders = [BoundEncoder(build_model(args.preset, [args.neurons]).to(device).eval(), 0)]
     fast = FastSettings() if args.fast_steps is None else FastSettings(max_steps=args.fast_steps)
-    rows = [
-        measure(
-            "paper",
-            encoders,
-            videos,
-            behaviours,
-            responses,
-            update,
-            evaluation,
-            ReconConfig(method="paper", iterations=args.paper_iterations, paper_chunk=args.paper_chunk),
-            device,
-        ),
-        measure(
-            "fast",
-            encoders,
-            videos,
-            behaviours,
-            responses,
-            update,
-            evaluation,
-            ReconConfig(method="fast", fast=fast, seed=args.seed),
-            device,
-        ),
-    ]
+    data = (encoders, videos, behaviours, responses, update, evaluation)
+    configs = {
+        "paper": ReconConfig(method="paper", iterations=args.paper_iterations, paper_chunk=args.paper_chunk),
+        "fast": ReconConfig(method="fast", fast=fast, seed=args.seed),
+    }
+    for k, over in enumerate(json.loads(args.fast_variants)):
+        configs[f"fast-v{k + 1}"] = ReconConfig(method="fast", fast=replace(fast, **over), seed=args.seed)
+        print(f"fast-v{k + 1}: {over}")
+    rows = [measure(name, *data, cfg, device) for name, cfg in configs.items() if name.split("-")[0] in args.methods]
     print(
         f"device {device}, {len(encoders)} encoder(s), {len(videos)} movie(s) x {len(videos[0])} frames, "
         f"{encoders[0].n_neurons} neurons"
@@ -195,6 +183,8 @@ def main(argv=None) -> None:
             f"{r['method']:8}{r['iterations']:>6}{r['window_passes']:>15.0f}{r['seconds']:>10.1f}"
             f"{r['seconds_per_movie_per_model']:>15.2f}{r['peak_memory_mb']:>10.0f}{r['video_correlation']:>9.3f}"
         )
+    if len(rows) < 2 or rows[0]["method"] != "paper":
+        return
     paper, fast_row = rows[:2]
     print(
         f"ratios paper/fast: window passes {paper['window_passes'] / fast_row['window_passes']:.1f}x, "
