@@ -18,7 +18,10 @@ def reconstruct(
         "final_test", "--tier", help="Trials of this tier are reconstructed [default: final_test]."
     ),
     method: str = typer.Option(
-        "fast", "--method", help="fast (batched, Adam, early stop) or paper (the published procedure) [default: fast]."
+        "fast",
+        "--method",
+        help="fast (batched, normalised-gradient momentum, early stop) or paper (the published procedure) "
+        "[default: fast].",
     ),
     trials: str = typer.Option(
         None,
@@ -31,7 +34,7 @@ def reconstruct(
         None,
         "--iterations",
         help="paper: iterations [default: 1000, as published]; fast: the step limit "
-        "[default: 200; it usually stops earlier on a loss plateau].",
+        "[default: 100; it usually stops earlier on a loss plateau].",
     ),
     device: str = typer.Option(
         "auto", "--device", help="cpu, cuda, cuda:1 or auto (GPU when present) [default: auto]."

@@ -1,10 +1,16 @@
 """The fast reconstruction method: the published objective, engineered for speed.
 
-Same loss (Poisson NLL against the ReLU'd single-trial responses), same grey initialisation, same update mask and
-[0, 255] box. What changes: the whole trial (every window) goes through the encoder in one batched forward, the
-encoder weights are frozen (no weight gradients), the pixels are optimised with Adam in grey levels with a short
-warm-up and a cosine decay, bf16 autocast runs on the GPU, and optimisation stops when the loss has stopped
-improving (relative to the total improvement so far).
+Same loss (Poisson NLL against the ReLU'd single-trial responses), same grey start, same update mask and [0, 255]
+box. What changes:
+- the whole trial goes through the encoder in one batched forward (a windowed model gets one tiling of windows
+  per step, at a random offset, so every frame is predicted once per step), several trials per batch;
+- the encoder weights are frozen (no weight gradients) and bf16 autocast runs on the GPU;
+- the step: the per-trial gradient scaled to unit RMS inside the mask, averaged by momentum (EMA 0.9), times lr
+  grey levels (4 by default) with a 5-step warm-up and cosine decay to 10 %; optionally (`pyramid`) plus the same
+  for the gradient pooled 2x, 4x, ... in time and space, which gains quality when only ~30 steps are affordable;
+- it stops when the loss of every trial improved by less than 1 % of its total improvement over 15 steps.
+Measured on the in-silico mouse (true model, 1000 neurons, benchmarks/reconstruction.py): the video correlation of
+the 1000-iteration published procedure with about 1/30 of its window passes.
 """
 
 from __future__ import annotations
