@@ -21,11 +21,18 @@ DATA_OPT = typer.Option(None, "--data", help="Data folder [default: the one the 
 MOUSE_OPT = typer.Option(None, "--mouse", help="Mouse to analyse [default: the run's first mouse].")
 METHOD_OPT = typer.Option("fast", "--method", help="Reconstruction method: fast (default) or paper (published loop).")
 ITER_OPT = typer.Option(
-    None,
+    60,
     "--iterations",
     min=1,
-    help="Optimiser steps: the fast method's limit [default 200, it stops earlier on a plateau] or the paper "
-    "method's iterations [default 1000].",
+    help="Optimiser steps per reconstruction [default: 60, sized for a CPU; the fast method's own limit is 200 and it "
+    "stops earlier on a plateau; the paper method publishes 1000].",
+)
+FRAMES_OPT = typer.Option(
+    90,
+    "--frames",
+    min=0,
+    help="Cut each held-out trial to its first N frames (frames 30.. are scored) [default: 90, sized for a CPU; "
+    "0 = whole trials, as published].",
 )
 DEVICE_OPT = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of stimuli, neuron subsets and the optimiser.")
@@ -36,7 +43,7 @@ ORACLE_OPT = typer.Option(
 )
 
 
-def _trials_opt(default: int) -> typer.Option:
+def _trials_opt(default: int = 4) -> typer.Option:
     return typer.Option(
         default, "--trials", min=1, help=f"Held-out trials (distinct test movies) to reconstruct [default: {default}]."
     )
@@ -98,7 +105,7 @@ def resolution_noise(
         help="Spatial length constants, pixels [default: 0,1,2,8; published: 0,1,2,4,8,16,32].",
     ),
     temporal: str = typer.Option(
-        "0,1,4", "--temporal", help="Temporal length constants in frames [default: 0,1,4; published: 0,1,2,4,8,16,32]."
+        "1,4", "--temporal", help="Temporal length constants, frames [default: 1,4; published: 0,1,2,4,8,16,32]."
     ),
     repeats: int = typer.Option(1, "--repeats", min=1, help="Noise movies per grid cell [default: 1; published: 5]."),
     invert: bool = typer.Option(
@@ -158,8 +165,12 @@ def gratings(
         "--tf",
         help="Temporal frequencies, Hz [published: 15,7.5,3.75,1.875,0.94,0.47,0].",
     ),
-    directions: str = typer.Option("0,90,180,270", "--directions", help="Directions of motion, degrees [default: 4]."),
-    full: bool = typer.Option(False, "--full", help="The published grid: 4 SF x 7 TF x 4 directions = 112 movies."),
+    directions: str = typer.Option(
+        "0,90", "--directions", help="Directions of motion, degrees [default: 0,90; published: 0,90,180,270]."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="The published grid: 4 SF x 7 TF x 4 directions = 112 movies (GPU-sized)."
+    ),
     oracle: bool = ORACLE_OPT,
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
@@ -181,6 +192,7 @@ def gratings(
 
     if full:
         sf, tf = ",".join(map(str, mod.FULL_SF)), ",".join(map(str, mod.FULL_TF))
+        directions = ",".join(map(str, mod.DIRECTIONS))
     sf_v, tf_v = common.parse_floats(sf, "--sf"), common.parse_floats(tf, "--tf")
     dirs = common.parse_floats(directions, "--directions")
     config = {"sf": sf_v, "tf": tf_v, "directions": dirs}
@@ -199,7 +211,8 @@ def population(
         "--zero-dropped",
         help="Published variant: keep dropped neurons in the loss with target 0 (default: they leave the loss).",
     ),
-    trials: int = _trials_opt(6),
+    trials: int = _trials_opt(),
+    frames: int = FRAMES_OPT,
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
     method: str = METHOD_OPT,
@@ -219,12 +232,12 @@ def population(
     from v1recon.experiments import population as mod
 
     fr = common.parse_floats(fractions, "--fractions")
-    config = {"fractions": fr, "zero_dropped": zero_dropped, "trials": trials}
+    config = {"fractions": fr, "zero_dropped": zero_dropped, "trials": trials, "frames": frames}
     opts = _opts(data, mouse, method, iterations, device, seed, overwrite, progress)
 
     def body(setup, rc):
         ids = common.held_out_trials(setup, trials)
-        return mod.run(setup, ids, fr, rc, zero_dropped, seed, progress)
+        return mod.run(setup, ids, fr, rc, zero_dropped, seed, progress, frames)
 
     _execute(mod.NAME, mod, run, opts, config, body)
 
@@ -232,7 +245,8 @@ def population(
 @analyse_app.command("ensemble-size")
 def ensemble_size(
     run: Path = RUN_ARG,
-    trials: int = _trials_opt(6),
+    trials: int = _trials_opt(),
+    frames: int = FRAMES_OPT,
     max_subsets: int = typer.Option(10, "--max-subsets", min=1, help="Model subsets averaged per ensemble size."),
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
@@ -252,11 +266,11 @@ def ensemble_size(
     from v1recon.experiments import common
     from v1recon.experiments import ensemble_size as mod
 
-    config = {"trials": trials, "max_subsets": max_subsets}
+    config = {"trials": trials, "frames": frames, "max_subsets": max_subsets}
     opts = _opts(data, mouse, method, iterations, device, seed, overwrite, progress)
 
     def body(setup, rc):
-        return mod.run(setup, common.held_out_trials(setup, trials), rc, max_subsets, seed, progress)
+        return mod.run(setup, common.held_out_trials(setup, trials), rc, max_subsets, seed, progress, frames)
 
     _execute(mod.NAME, mod, run, opts, config, body)
 
@@ -264,7 +278,8 @@ def ensemble_size(
 @analyse_app.command("masks")
 def masks(
     run: Path = RUN_ARG,
-    trials: int = _trials_opt(6),
+    trials: int = _trials_opt(),
+    frames: int = FRAMES_OPT,
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
     method: str = METHOD_OPT,
@@ -283,11 +298,11 @@ def masks(
     from v1recon.experiments import common
     from v1recon.experiments import update_masks as mod
 
-    config = {"trials": trials}
+    config = {"trials": trials, "frames": frames}
     opts = _opts(data, mouse, method, iterations, device, seed, overwrite, progress)
 
     def body(setup, rc):
-        return mod.run(setup, common.held_out_trials(setup, trials), rc, progress)
+        return mod.run(setup, common.held_out_trials(setup, trials), rc, progress, frames)
 
     _execute(mod.NAME, mod, run, opts, config, body)
 
@@ -295,7 +310,8 @@ def masks(
 @analyse_app.command("upper-bounds")
 def upper_bounds(
     run: Path = RUN_ARG,
-    trials: int = _trials_opt(6),
+    trials: int = _trials_opt(),
+    frames: int = FRAMES_OPT,
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
     method: str = METHOD_OPT,
@@ -314,10 +330,10 @@ def upper_bounds(
     from v1recon.experiments import common
     from v1recon.experiments import upper_bounds as mod
 
-    config = {"trials": trials}
+    config = {"trials": trials, "frames": frames}
     opts = _opts(data, mouse, method, iterations, device, seed, overwrite, progress)
 
     def body(setup, rc):
-        return mod.run(setup, common.held_out_trials(setup, trials), rc, progress)
+        return mod.run(setup, common.held_out_trials(setup, trials), rc, progress, frames)
 
     _execute(mod.NAME, mod, run, opts, config, body)

@@ -154,13 +154,17 @@ class TrialSet:
     names: list[str]
 
 
-def load_trials(setup: Setup, trial_ids: Sequence[int]) -> TrialSet:
-    """The recorded trials: movie, behaviour and recorded responses."""
+def load_trials(setup: Setup, trial_ids: Sequence[int], frames: int | None = None) -> TrialSet:
+    """The recorded trials: movie, behaviour and recorded responses, cut to their first `frames` frames (None or
+    0: whole trials). Cutting keeps every frame from 30 on scored, and shortens each reconstruction in proportion."""
     trials = [setup.recording.trial(t) for t in trial_ids]
+    if frames is not None and 0 < frames <= EVAL_START_FRAME:
+        raise V1ReconError(f"--frames must exceed the {EVAL_START_FRAME} unscored context frames, got {frames}.")
+    cut = slice(None, frames or None)
     return TrialSet(
-        [t.video for t in trials],
-        [t.behaviour for t in trials],
-        [t.responses for t in trials],
+        [t.video[cut] for t in trials],
+        [t.behaviour[:, cut] for t in trials],
+        [t.responses[:, cut] for t in trials],
         [f"{setup.recording.path / 'data' / 'responses' / f'{t.trial_id}.npy'}" for t in trials],
     )
 

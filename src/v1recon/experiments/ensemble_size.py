@@ -33,12 +33,18 @@ NAME = "ensemble-size"
 
 
 def run(
-    setup: common.Setup, trial_ids: Sequence[int], config, max_subsets: int = 10, seed: int = 0, progress: bool = True
+    setup: common.Setup,
+    trial_ids: Sequence[int],
+    config,
+    max_subsets: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+    frames: int | None = None,
 ) -> tuple[dict, dict]:
     """Reconstruct each trial with every model alone and score every ensemble size; return (arrays, summary)."""
     from v1recon.recon import average_reconstructions
 
-    trials = common.load_trials(setup, trial_ids)
+    trials = common.load_trials(setup, trial_ids, frames)
     recs = common.reconstruct_set(
         setup.encoders, trials.responses, trials.behaviours, setup.update_mask, config, "models", progress, trials.names
     )

@@ -43,11 +43,12 @@ def run(
     zero_dropped: bool = False,
     seed: int = 0,
     progress: bool = True,
+    frames: int | None = None,
 ) -> tuple[dict, dict]:
     """Reconstruct each trial from each nested neuron subset; return (arrays, summary)."""
     from tqdm.auto import tqdm
 
-    trials = common.load_trials(setup, trial_ids)
+    trials = common.load_trials(setup, trial_ids, frames)
     n = setup.recording.n_neurons
     r = np.full((len(trial_ids), len(fractions)), np.nan)
     kept = np.zeros((len(trial_ids), len(fractions)), np.int64)

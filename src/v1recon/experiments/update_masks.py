@@ -25,9 +25,11 @@ def update_masks(alpha: np.ndarray, standard: float = 0.5, strict: float = 1.0) 
     return {"none": np.ones(alpha.shape, bool), "standard": alpha >= standard, "strict": alpha >= strict}
 
 
-def run(setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True) -> tuple[dict, dict]:
+def run(
+    setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
+) -> tuple[dict, dict]:
     """Reconstruct each trial with each update mask; return (arrays, summary)."""
-    trials = common.load_trials(setup, trial_ids)
+    trials = common.load_trials(setup, trial_ids, frames)
     masks = update_masks(setup.alpha)
     r = np.zeros((len(trial_ids), len(VARIANTS)))
     for v, name in enumerate(VARIANTS):

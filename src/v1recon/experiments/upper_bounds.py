@@ -22,9 +22,11 @@ from v1recon.experiments.stats import paired_wilcoxon
 NAME = "upper-bounds"
 
 
-def run(setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True) -> tuple[dict, dict]:
+def run(
+    setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
+) -> tuple[dict, dict]:
     """Reconstruct each trial under every condition; return (arrays, summary)."""
-    trials = common.load_trials(setup, trial_ids)
+    trials = common.load_trials(setup, trial_ids, frames)
     beh, mask = trials.behaviours, setup.update_mask
     predicted = common.predict(setup.encoders, trials.videos, beh, setup.device)
     plan = [("recorded", setup.encoders, trials.responses), ("predicted", setup.encoders, predicted)]
