@@ -78,6 +78,20 @@ def test_chunked_windows_with_recompute_give_same_values_and_gradients():
     assert torch.allclose(grads[0], grads[1], atol=1e-5)
 
 
+def test_bound_encoder_backward_through_recomputed_chunks_of_a_training_model():
+    model = tiny_dwise()
+    video, behaviour = inputs(1, 33)
+    grads = []
+    for budget in (1 << 40, 1):
+        model.memory_budget_bytes = budget
+        model.train()  # BoundEncoder restores training mode before backward recomputes the chunks
+        v = video.clone().requires_grad_()
+        BoundEncoder(model, 0)(v, behaviour).sum().backward()
+        grads.append(v.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-5)
+    assert all(p.grad is None for p in model.parameters())
+
+
 def test_predict_windows_and_train_forward_agree():
     model = tiny_dwise()
     video, behaviour = inputs(2, 40)

@@ -14,6 +14,8 @@ trial into windows is its own business.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -41,6 +43,23 @@ def check_encoder_inputs(video: torch.Tensor, behaviour: torch.Tensor, min_frame
         )
     if video.shape[1] < min_frames:
         raise V1ReconError(f"trial has {video.shape[1]} frames, fewer than the {min_frames} the encoder needs.")
+
+
+@contextlib.contextmanager
+def module_state(module: torch.nn.Module, training: bool, requires_grad: Sequence[bool] | bool) -> Iterator[None]:
+    """Put `module` in train/eval mode with the given parameter `requires_grad` flags; restore both afterwards."""
+    params = list(module.parameters())
+    flags = [requires_grad] * len(params) if isinstance(requires_grad, bool) else list(requires_grad)
+    saved_training, saved_flags = module.training, [p.requires_grad for p in params]
+    module.train(training)
+    for p, flag in zip(params, flags, strict=True):
+        p.requires_grad_(flag)
+    try:
+        yield
+    finally:
+        for p, flag in zip(params, saved_flags, strict=True):
+            p.requires_grad_(flag)
+        module.train(saved_training)
 
 
 class MultiMouseModel(torch.nn.Module):

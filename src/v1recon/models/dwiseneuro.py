@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from v1recon.models.base import MultiMouseModel, check_encoder_inputs
+from v1recon.models.base import MultiMouseModel, check_encoder_inputs, module_state
 
 WINDOW_SIZE = 16  # frames per window
 WINDOW_STEP = 2  # take every 2nd frame
@@ -327,6 +327,7 @@ class DwiseNeuro(MultiMouseModel):
         pairs = torch.cartesian_prod(torch.arange(b, device=video.device), torch.arange(n_win, device=video.device))
         chunk = self.windows_per_chunk()
         recompute = torch.is_grad_enabled() and not self.training and len(pairs) > chunk
+        flags = [p.requires_grad for p in self.parameters()]  # the backward recompute must see the same state
         outs = []
         for start in range(0, len(pairs), chunk):
             sel = pairs[start : start + chunk]
@@ -334,7 +335,7 @@ class DwiseNeuro(MultiMouseModel):
             v = video[sel[:, 0, None], fr]  # (w, 16, 36, 64)
             beh = behaviour[sel[:, 0, None], :, fr].transpose(1, 2)  # (w, 4, 16)
             if recompute:
-                outs.append(checkpoint(self._run_windows, v, beh, mouse, use_reentrant=False))
+                outs.append(checkpoint(self._rerun_windows, v, beh, mouse, flags, use_reentrant=False))
             else:
                 outs.append(self._run_windows(v, beh, mouse))
         pred = torch.cat(outs)  # (B*W, N, 16)
@@ -342,6 +343,12 @@ class DwiseNeuro(MultiMouseModel):
 
     def _run_windows(self, video: torch.Tensor, behaviour: torch.Tensor, mouse: int) -> torch.Tensor:
         return self.forward_stacked(stack_inputs(video, behaviour), mouse)
+
+    def _rerun_windows(self, video, behaviour, mouse: int, flags: list[bool]) -> torch.Tensor:
+        """`_run_windows` in eval mode with the given weight flags, also when recomputed during backward
+        (by then a caller such as BoundEncoder may have restored training mode or unfrozen the weights)."""
+        with module_state(self, training=False, requires_grad=flags):
+            return self._run_windows(video, behaviour, mouse)
 
     def forward(self, video, behaviour, mouse):
         """Whole trials (B, T, 36, 64), (B, 4, T), T >= 31 -> (B, N, T): all windows, averaged per frame."""

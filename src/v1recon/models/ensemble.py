@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from v1recon.device import autocast
 from v1recon.errors import V1ReconError
-from v1recon.models.base import Encoder, MultiMouseModel, check_encoder_inputs
+from v1recon.models.base import Encoder, MultiMouseModel, check_encoder_inputs, module_state
 
 
-@contextlib.contextmanager
-def inference_mode(model: torch.nn.Module) -> Iterator[None]:
+def inference_mode(model: torch.nn.Module):
     """Eval mode and frozen weights for the duration (gradients still flow to the inputs); restored after."""
-    was_training = model.training
-    grads = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in grads:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in grads:
-            p.requires_grad_(flag)
-        model.train(was_training)
+    return module_state(model, training=False, requires_grad=False)
 
 
 class BoundEncoder:
