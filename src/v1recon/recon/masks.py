@@ -142,7 +142,7 @@ def train_alpha_mask(
     sample_clip: Callable[[np.random.Generator], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     iterations: int = PUBLISHED_ITERATIONS,
     seed: int = 0,
-    step: float = MASK_STEP,
+    step: float | None = None,
     blur_sigma: float = MASK_BLUR_SIGMA,
     update_threshold: float = UPDATE_THRESHOLD,
     eval_threshold: float = EVAL_THRESHOLD,
@@ -152,7 +152,13 @@ def train_alpha_mask(
 
     sample_clip(rng) -> (clip A (32, 36, 64), clip B (32, 36, 64), behaviour A (4, 32), responses A (N, 32)):
     32 frames of two random training trials. progress(1) is called after every iteration.
+    step: the published 10 for 1000 iterations; by default a shorter run takes proportionally larger steps
+    (10 x 1000 / iterations) so that the map travels as far as in the published run and the thresholds 0.5 / 1.0
+    keep their meaning (the map grows about linearly with iterations: after 150 published-size steps its peak is
+    only ~0.2 on the in-silico mouse).
     """
+    if step is None:
+        step = MASK_STEP * max(1.0, PUBLISHED_ITERATIONS / iterations)
     rng = np.random.default_rng(seed)
     device = encoder_device(encoders[0], torch.device("cpu"))
     alpha = torch.as_tensor(MASK_INIT_SCALE * rng.uniform(size=FRAME_SHAPE), dtype=torch.float32, device=device)
