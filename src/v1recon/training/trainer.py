@@ -173,7 +173,7 @@ class Trainer:
         path = state_path(self.stem)
         if not path.is_file():
             return
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=False)  # RNG state must stay on the CPU
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
