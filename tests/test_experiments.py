@@ -201,3 +201,12 @@ def test_every_analysis_runs(run, args):
     assert side["summary"]["table"]["rows"] and side["summary"]["expected"]
     assert side["identity"]["true_model"] is True
     assert (run / "analyses" / args[0] / "figure.png").stat().st_size > 1000
+
+
+def test_chance_level_is_named_and_short_trials_refused(run):
+    assert "chance level" in common.chance_note(0.01) and common.chance_note(0.3) == ""
+    setup = common.open_setup(run, log=lambda msg: None)
+    with pytest.raises(V1ReconError, match="--frames"):
+        common.load_trials(setup, [0], frames=20)
+    cut = common.load_trials(setup, [0], frames=40)
+    assert cut.videos[0].shape[0] == 40 and cut.responses[0].shape[1] == 40 and cut.behaviours[0].shape[1] == 40

@@ -397,3 +397,16 @@ def reconstruct_from_predicted(
         oracle_videos = np.stack([o.video for o in orecs])
         r_oracle = np.array([video_r(v, m, setup.eval_mask) for v, m in zip(oracle_videos, movies, strict=True)])
     return PredictedRecon(videos, r, r_models, r_oracle, oracle_videos)
+
+
+CHANCE_R = 0.05  # below this mean video correlation a comparison between conditions says nothing
+
+
+def chance_note(r_mean: float, what: str = "reconstructions from recorded activity") -> str:
+    """A sentence for the result when reconstructions are at chance level (why an expected effect may not show)."""
+    if not np.isfinite(r_mean) or r_mean >= CHANCE_R:
+        return ""
+    return (
+        f"; {what} are at chance level (mean r {r_mean:.3f} < {CHANCE_R}), so the encoders are too weak for this "
+        "comparison: train them longer (see the run's validation correlation)"
+    )

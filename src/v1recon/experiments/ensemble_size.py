@@ -60,7 +60,7 @@ def run(
             plain = [average_reconstructions(rec.per_model[list(s)], 0.0) for s in subsets]
             r_blur[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in blurred])
             r_plain[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in plain])
-    labels = [f"{k} models" for k in sizes[::-1]]
+    labels = [f"{k} model{'s' if k > 1 else ''}" for k in sizes[::-1]]
     stats = repeated_measures(r_blur[:, ::-1], labels, alternative="greater") if K > 1 else {}
     arrays = {"trial_ids": np.asarray(trial_ids), "sizes": sizes, "r": r_blur, "r_unblurred": r_plain}
     return arrays, _summary(trial_ids, sizes, r_blur, r_plain, stats, config.smooth_sigma)
@@ -76,7 +76,8 @@ def _summary(trial_ids, sizes, r_blur, r_plain, stats, sigma) -> dict:
                 "effect": "more models give better reconstructions",
                 "holds": bool(gain > 0 and np.all(np.diff(r_blur.mean(0)) >= -1e-3)),
                 "why": f"r {r_blur[:, 0].mean():.3f} with 1 model, {r_blur[:, -1].mean():.3f} with {sizes[-1]}"
-                f" (unblurred: {r_plain[:, 0].mean():.3f} -> {r_plain[:, -1].mean():.3f})",
+                f" (unblurred: {r_plain[:, 0].mean():.3f} -> {r_plain[:, -1].mean():.3f})"
+                + common.chance_note(float(r_blur.mean())),
             }
         )
     else:

@@ -86,6 +86,7 @@ def _summary(trial_ids, fractions, r, kept, stats, zero_dropped, n) -> dict:
     why = f"mean r from the smallest to the largest fraction: {', '.join(f'{m:.3f}' for m in means)}"
     if friedman is not None:
         why += f"; Friedman p = {friedman:.3g} over {len(trial_ids)} trials"
+    why += common.chance_note(float(r.mean()))
     return {
         "title": "Population ablation: fraction of neurons",
         "description": (

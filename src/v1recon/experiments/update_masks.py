@@ -73,7 +73,8 @@ def run(
             {
                 "effect": "the training (standard) mask helps over updating every pixel",
                 "holds": bool(means[1] > means[0]),
-                "why": f"r {means[1]:.3f} with the standard mask vs {means[0]:.3f} without",
+                "why": f"r {means[1]:.3f} with the standard mask vs {means[0]:.3f} without"
+                + common.chance_note(float(means.mean())),
             }
         ],
     }

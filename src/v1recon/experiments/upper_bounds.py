@@ -68,7 +68,8 @@ def run(
             {
                 "effect": "reconstructions from predicted activity beat those from recorded activity",
                 "holds": bool(means[1] > means[0]),
-                "why": f"r {means[1]:.3f} from predicted vs {means[0]:.3f} from recorded activity",
+                "why": f"r {means[1]:.3f} from predicted vs {means[0]:.3f} from recorded activity"
+                + common.chance_note(float(means[0])),
             }
         ],
     }
