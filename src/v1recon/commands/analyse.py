@@ -129,9 +129,10 @@ def resolution_noise(
     predicted activity; heat map of the video correlation over spatial x temporal length constants, and a test of
     each cell against unrelated stimuli of the same statistics.
 
-    CPU budget: the default grid (4 x 3 cells, 1 repeat + inverted copy = 24 movies, with the true model) takes
-    about 5 minutes with three fast3d models on a 2-core CPU. The published grid (--full: 49 cells x 10 movies =
-    490 movies) is sized for a GPU (roughly 20x the default).
+    CPU budget (measured with 2 fast3d models, 1000 neurons): the default grid (3 x 2 cells, 1 repeat + inverted
+    copy = 12 movies, with the true model) takes about 8 CPU-minutes (6 movies took 234 CPU-s), i.e. about 4-5
+    minutes on an idle 2-core CPU. The published grid (--full: 49 cells x 10 movies = 490 movies, --iterations 200)
+    is sized for a GPU.
     """
     from v1recon.experiments import common
     from v1recon.experiments import resolution_noise as mod
@@ -184,8 +185,9 @@ def gratings(
     """Resolution from drifting gratings (60 frames, constant behaviour) reconstructed from the ensemble's predicted
     activity; map of the video correlation over spatial x temporal frequency (mean over directions).
 
-    CPU budget: the default (2 SF x 3 TF x 4 directions = 24 movies, with the true model) takes about 5 minutes
-    with three fast3d models on a 2-core CPU; the published grid (--full, 112 movies) about 5x that.
+    CPU budget (2 fast3d models, 1000 neurons): the default (2 SF x 2 TF x 2 directions = 8 movies, with the true
+    model) takes about 5 CPU-minutes (2-3 minutes on an idle 2-core CPU); the published grid (--full, 112 movies)
+    is sized for a GPU.
     """
     from v1recon.experiments import common
     from v1recon.experiments import gratings as mod
@@ -225,8 +227,9 @@ def population(
     """Population ablation: reconstruct held-out trials (recorded activity) from nested random neuron subsets, the
     same subset for every model; curve with a Friedman test and paired Wilcoxon tests across trials.
 
-    CPU budget: the default (6 trials of 300 frames x 4 fractions) takes about 10 minutes with three fast3d models
-    on a 2-core CPU; the published setting (10 movies per mouse) scales linearly.
+    CPU budget (2 fast3d models, 1000 neurons): the default (4 trials cut to 90 frames x 4 fractions = 16
+    reconstructions of ~36 CPU-s) takes about 10 CPU-minutes (5 minutes on an idle 2-core CPU); whole 300-frame
+    trials (--frames 0) cost about 3.5x, the published setting (10 movies, 7 models, 1000 steps) needs a GPU.
     """
     from v1recon.experiments import common
     from v1recon.experiments import population as mod
@@ -260,8 +263,8 @@ def ensemble_size(
     """Ensemble size: every model reconstructs held-out trials (recorded activity) alone; ensembles of 1..K models
     average those reconstructions (with and without the published blur); curve with statistics across trials.
 
-    CPU budget: the default (6 trials of 300 frames, each model once) takes about 3 minutes with three fast3d models
-    on a 2-core CPU.
+    CPU budget: the default (4 trials cut to 90 frames, each model once) took 146 CPU-s with 2 fast3d models of
+    1000 neurons (about 1.5 minutes on an idle 2-core CPU); it grows linearly with the number of models.
     """
     from v1recon.experiments import common
     from v1recon.experiments import ensemble_size as mod
@@ -292,8 +295,8 @@ def masks(
     """Update masks: reconstruct held-out trials with no mask, the standard mask (alpha >= 0.5) and the strict mask
     (alpha >= 1), all scored on the same evaluation mask. Needs RUN/masks/<mouse>.npz (`v1recon mask`).
 
-    CPU budget: the default (6 trials of 300 frames x 3 masks) takes about 8 minutes with three fast3d models on a
-    2-core CPU.
+    CPU budget (2 fast3d models, 1000 neurons): the default (4 trials cut to 90 frames x 3 masks) takes about 7
+    CPU-minutes (3-4 minutes on an idle 2-core CPU).
     """
     from v1recon.experiments import common
     from v1recon.experiments import update_masks as mod
@@ -324,8 +327,8 @@ def upper_bounds(
     """Upper bounds: reconstruct held-out trials from recorded activity and from the ensemble's own predicted
     activity; in silico also through the true model (oracle: recorded responses; ceiling: its own noise-free ones).
 
-    CPU budget: the default (6 trials of 300 frames x 4 conditions) takes about 8 minutes with three fast3d models
-    on a 2-core CPU.
+    CPU budget: the default (4 trials cut to 90 frames x 4 conditions, in silico) took 386 CPU-s with 2 fast3d
+    models of 1000 neurons (about 3-4 minutes on an idle 2-core CPU).
     """
     from v1recon.experiments import common
     from v1recon.experiments import upper_bounds as mod
