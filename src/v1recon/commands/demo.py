@@ -22,13 +22,18 @@ def demo(
     ),
     models: int = typer.Option(3, "--models", help="Models in the ensemble [default: 3]."),
     train_minutes: float = typer.Option(
-        6.0, "--train-minutes", help="Wall-clock budget for training the whole ensemble, in minutes [default: 6]."
+        5.0, "--train-minutes", help="Wall-clock budget for training the whole ensemble, in minutes [default: 5]."
     ),
     mask_iterations: int = typer.Option(
-        150, "--mask-iterations", help="Alpha-mask iterations per mouse (published: 1000) [default: 150]."
+        60, "--mask-iterations", help="Alpha-mask iterations per mouse (published: 1000) [default: 60]."
+    ),
+    recon_iterations: int = typer.Option(
+        30,
+        "--recon-iterations",
+        help="Step limit of the fast reconstruction per movie (it may stop earlier on a plateau) [default: 30].",
     ),
     trials: int = typer.Option(
-        6, "--trials", help="Held-out final_test movies reconstructed per mouse (one repeat each) [default: 6]."
+        3, "--trials", help="Held-out final_test movies reconstructed per mouse (one repeat each) [default: 3]."
     ),
     seed: int = typer.Option(
         0, "--seed", help="Seed of the whole run (simulation, training, reconstruction) [default: 0]."
@@ -51,6 +56,7 @@ def demo(
         models=models,
         train_minutes=train_minutes,
         mask_iterations=mask_iterations,
+        recon_iterations=recon_iterations,
         trials_per_mouse=trials,
         seed=seed,
         device=device,
