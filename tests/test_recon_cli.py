@@ -127,3 +127,19 @@ def test_trial_selection():
     assert parse_trials("7,5", [5, 6, 7], "x") == [7, 5]
     assert parse_trials("6,", [5, 6, 7], "x") == [6]
     assert parse_trials(None, [5, 6], "x") == [5, 6]
+
+
+def test_first_repeats_keeps_one_trial_per_movie(data):
+    from v1recon.data import open_recordings
+    from v1recon.recon.job import first_repeats
+
+    (rec,) = open_recordings(data)
+    ids = rec.trial_ids(tier="final_test")
+    firsts = first_repeats(rec, ids)
+    videos = [rec.trial(t).video for t in firsts]
+    # tiny preset: 2 test movies x 3 repeats; one trial each, the lowest id of its movie, all movies distinct
+    assert len(firsts) == 2 and len(ids) == 6
+    assert not np.array_equal(videos[0], videos[1])
+    for t in ids:
+        same = [f for f, v in zip(firsts, videos, strict=True) if np.array_equal(rec.trial(t).video, v)]
+        assert len(same) == 1 and same[0] <= t

@@ -46,19 +46,6 @@ class DemoConfig:
         return asdict(self)
 
 
-def _one_repeat_per_movie(recording, tier: str, limit: int) -> list[int]:
-    """The first trial of each distinct movie of `tier` (repeats show the identical movie), at most `limit`."""
-    from v1recon.data import movie_hash
-
-    seen, ids = set(), []
-    for trial_id in recording.trial_ids(tier=tier, with_responses=True):
-        key = movie_hash(recording.trial(trial_id).video)
-        if key not in seen:
-            seen.add(key)
-            ids.append(trial_id)
-    return sorted(ids)[:limit]
-
-
 class Demo:
     """Runs the stages in order; each stage knows its output and is skipped when that output exists."""
 
@@ -146,21 +133,18 @@ class Demo:
     def reconstruct(self, variant: str) -> None:
         """variant '' = the ensemble from recorded responses; 'oracle' = through the true model; 'predicted' = the
         ensemble from its own predicted responses (the published upper bound)."""
-        from v1recon.data import open_recordings
         from v1recon.recon.job import run_reconstruction
         from v1recon.recon.reconstructor import ReconConfig
 
         c = self.config
-        ids = sorted(
-            {t for rec in open_recordings(self.data_dir) for t in _one_repeat_per_movie(rec, TIER, c.trials_per_mouse)}
-        )
         run_reconstruction(
             self.run_dir,
             self.data_dir,
             self._recon_dir(variant),
             tier=TIER,
             config=ReconConfig(method="fast", iterations=c.recon_iterations, seed=c.seed),
-            trials=",".join(str(i) for i in ids) + ",",
+            trials=str(c.trials_per_mouse),
+            one_repeat=True,
             device=c.device,
             oracle=variant == "oracle",
             from_predicted=variant == "predicted",

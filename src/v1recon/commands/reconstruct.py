@@ -29,6 +29,11 @@ def reconstruct(
         help="A count (e.g. 3: the first 3 trials) or comma-separated trial ids (e.g. 4,7 or 4,) "
         "[default: all trials of the tier].",
     ),
+    one_repeat: bool = typer.Option(
+        False,
+        "--one-repeat",
+        help="Keep only the first repeat of each distinct movie before --trials selects [default: every repeat].",
+    ),
     models: str = typer.Option(None, "--models", help="Comma-separated indices of trained models [default: all]."),
     iterations: int = typer.Option(
         None,
@@ -94,6 +99,7 @@ def reconstruct(
         use_mask=mask,
         overwrite=overwrite,
         movies=movies,
+        one_repeat=one_repeat,
     )
     typer.echo(
         f"wrote {len(summary['trials'])} reconstructions to {out} "

@@ -152,7 +152,22 @@ def _predicted(encoders, videos, behaviours, device) -> list[np.ndarray]:
     return out
 
 
-def plan_mouse(run_dir, rec, tier, trials, models, device, oracle, from_predicted, use_mask) -> MousePlan:
+def first_repeats(rec, trial_ids: list[int]) -> list[int]:
+    """The first (lowest-id) trial of each distinct movie among `trial_ids`; repeats show the identical movie."""
+    from v1recon.data import movie_hash
+
+    seen, out = set(), []
+    for trial_id in sorted(trial_ids):
+        key = movie_hash(rec.trial(trial_id).video)
+        if key not in seen:
+            seen.add(key)
+            out.append(trial_id)
+    return out
+
+
+def plan_mouse(
+    run_dir, rec, tier, trials, models, device, oracle, from_predicted, use_mask, one_repeat: bool = False
+) -> MousePlan:
     """Load and check one mouse's inputs (raises V1ReconError before any reconstruction starts)."""
     from v1recon.data import TIERS
 
@@ -161,6 +176,8 @@ def plan_mouse(run_dir, rec, tier, trials, models, device, oracle, from_predicte
     available = rec.trial_ids(tier=tier)
     if not available:
         raise V1ReconError(f"{rec.path}: has no trials of tier {tier}.")
+    if one_repeat:
+        available = first_repeats(rec, available)
     ids = parse_trials(trials, available, str(rec.path))
     encoders, names = _encoders(Path(run_dir), rec, models, device, oracle)
     n = encoders[0].n_neurons
@@ -219,8 +236,11 @@ def run_reconstruction(
     overwrite: bool = False,
     movies: bool = True,
     progress: bool = True,
+    one_repeat: bool = False,
 ) -> dict:
-    """Reconstruct a tier's trials of every mouse of the run found in `data`; returns the summary dict."""
+    """Reconstruct a tier's trials of every mouse of the run found in `data`; returns the summary dict.
+
+    `one_repeat` keeps only the first repeat of each distinct movie before `trials` selects among them."""
     from tqdm.auto import tqdm
 
     from v1recon.device import pick_device, seed_everything
@@ -234,7 +254,7 @@ def run_reconstruction(
     dev = str(pick_device(device))
     model_idx = parse_models(models, run.n_models, str(run_dir))
     plans = [
-        plan_mouse(run_dir, rec, tier, trials, model_idx, dev, oracle, from_predicted, use_mask)
+        plan_mouse(run_dir, rec, tier, trials, model_idx, dev, oracle, from_predicted, use_mask, one_repeat)
         for rec in _mouse_recordings(run, data)
     ]
     for plan in plans:
