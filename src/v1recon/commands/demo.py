@@ -22,7 +22,7 @@ def demo(
     ),
     models: int = typer.Option(3, "--models", help="Models in the ensemble [default: 3]."),
     train_minutes: float = typer.Option(
-        5.0, "--train-minutes", help="Wall-clock budget for training the whole ensemble, in minutes [default: 5]."
+        4.0, "--train-minutes", help="Wall-clock budget for training the whole ensemble, in minutes [default: 4]."
     ),
     mask_iterations: int = typer.Option(
         60, "--mask-iterations", help="Alpha-mask iterations per mouse (published: 1000) [default: 60]."
@@ -33,7 +33,7 @@ def demo(
         help="Step limit of the fast reconstruction per movie (it may stop earlier on a plateau) [default: 30].",
     ),
     trials: int = typer.Option(
-        3, "--trials", help="Held-out final_test movies reconstructed per mouse (one repeat each) [default: 3]."
+        2, "--trials", help="Held-out final_test movies reconstructed per mouse (one repeat each) [default: 2]."
     ),
     seed: int = typer.Option(
         0, "--seed", help="Seed of the whole run (simulation, training, reconstruction) [default: 0]."
