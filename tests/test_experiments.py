@@ -4,20 +4,15 @@ in-silico mouse with untrained (random-weight) models, so that no training is ne
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import cli
 
 from v1recon.errors import V1ReconError
 from v1recon.experiments import common, stats
 from v1recon.experiments.population import subset_inputs
-
-
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "v1recon", *map(str, args)], capture_output=True, text=True)
 
 
 def analyse(*args):

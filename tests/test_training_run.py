@@ -2,37 +2,25 @@
 
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from conftest import cli, simulate_tiny, train_tiny
 
 from v1recon.errors import V1ReconError
 
 TRAIN_ARGS = ["--preset", "fast3d", "--models", "2", "--epochs", "2", "--samples-per-epoch", "8", "--batch-size", "4"]
 
 
-def cli(*args):
-    return subprocess.run([sys.executable, "-m", "v1recon", *map(str, args)], capture_output=True, text=True)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from v1recon.sim.simulate import simulate
-
-    out = tmp_path_factory.mktemp("sim") / "data"
-    simulate(out, "tiny", n_mice=2, seed=0, progress=False, figure=False, log=lambda *a: None)
-    return out
+    return simulate_tiny(tmp_path_factory.mktemp("sim"), n_mice=2)
 
 
 @pytest.fixture(scope="module")
 def run(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "run"
-    result = cli("train", data, "--out", out, "--no-progress", *TRAIN_ARGS)
-    assert result.returncode == 0, result.stderr
-    return out
+    return train_tiny(data, tmp_path_factory.mktemp("train"), TRAIN_ARGS)
 
 
 def test_train_writes_the_run_folder(run, data):
