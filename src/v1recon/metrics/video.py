@@ -27,10 +27,11 @@ from v1recon.metrics.encoder import NeuronScores, pearson_per_row, single_trial_
 PEAK = 255.0  # grey-level range of the stimulus
 
 
-def _as_video(x: Any, what: str) -> np.ndarray:
+def as_movie(x: Any, what: str, dtype=np.float64) -> np.ndarray:
+    """One movie (T, H, W) as a finite numpy array (torch tensors accepted); `what` names it in errors."""
     if hasattr(x, "detach"):
         x = x.detach().cpu().float().numpy()
-    v = np.asarray(x, dtype=np.float64)
+    v = np.asarray(x, dtype=dtype)
     if v.ndim != 3:
         raise V1ReconError(f"{what}: expected one movie (T, H, W), got shape {v.shape}.")
     if not np.all(np.isfinite(v)):
@@ -57,8 +58,8 @@ def _as_mask(mask: Any, shape: tuple[int, int]) -> np.ndarray:
 
 def _prepare(recon: Any, truth: Any, mask: Any, start: int, min_frames: int = 1):
     """Check shapes and return (recon, truth) cut to the evaluated frames, and the bool mask."""
-    r = _as_video(recon, "reconstruction")
-    t = _as_video(truth, "ground truth")
+    r = as_movie(recon, "reconstruction")
+    t = as_movie(truth, "ground truth")
     if r.shape != t.shape:
         raise V1ReconError(f"reconstruction shape {r.shape} differs from ground-truth shape {t.shape}.")
     m = _as_mask(mask, r.shape[1:])
@@ -151,7 +152,7 @@ def motion_energy(video: Any, mask: Any = None, start: int = EVAL_START_FRAME) -
 
     Returns (T - start - 1,) grey levels per frame.
     """
-    v = _as_video(video, "movie")
+    v = as_movie(video, "movie")
     m = _as_mask(mask, v.shape[1:])
     if start < 0 or v.shape[0] - start < 2:
         raise V1ReconError(f"motion energy needs at least 2 frames from frame {start} on; movie has {v.shape[0]}.")

@@ -22,6 +22,7 @@ import numpy as np
 from v1recon import FRAME_RATE_HZ
 from v1recon.errors import V1ReconError
 from v1recon.io import atomic_path
+from v1recon.metrics.video import as_movie
 
 OUTLINE_RGB = (255, 60, 60)  # mask outline colour: red reads well on grey
 BACKGROUND = 0  # grey level of the gaps and the title bar
@@ -29,14 +30,7 @@ GAP_PX = 4  # pixels between panels in the movie
 
 
 def _as_movie(x: Any, what: str) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().float().numpy()
-    v = np.asarray(x, dtype=np.float32)
-    if v.ndim != 3:
-        raise V1ReconError(f"panel '{what}': expected a movie (T, H, W), got shape {v.shape}.")
-    if not np.all(np.isfinite(v)):
-        raise V1ReconError(f"panel '{what}': movie contains NaN or infinite values.")
-    return v
+    return as_movie(x, f"panel '{what}'", np.float32)
 
 
 def _check_panels(panels: Mapping[str, Any]) -> dict[str, np.ndarray]:
