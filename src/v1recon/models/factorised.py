@@ -3,9 +3,9 @@
 Built for CPUs and for the thousands of forward/backward passes of a reconstruction:
 - the frame is average-pooled (mouse V1 receptive fields are coarse), then each layer is a spatial convolution
   followed by a causal temporal convolution (frame t sees frames t-k+1..t), BatchNorm and ELU;
-- each neuron reads the last feature map at one learned position (bilinear sampling), from that map and coarser
-  average-pooled copies of it (so a position far from the receptive field still gets a gradient), weighted by
-  learned per-neuron feature weights;
+- each neuron reads the last feature map through a learned Gaussian spatial mask (position and width) and learned
+  per-neuron feature weights; positions start at receptive-field centres estimated from the data when the
+  trainer provides them (v1recon.models.rf_init), else wide at random places;
 - behaviour modulates each neuron (an additive drive and a multiplicative gain from pupil dilation, running
   speed and pupil position) and the pupil centre shifts every readout position of the mouse (eye movements);
 - the output is softplus (or ELU + 1), non-negative.
@@ -36,6 +36,9 @@ FAST3D_KWARGS = dict(
     behaviour=True,  # per-neuron drive and gain from behaviour
     pupil_shift=True,  # per-mouse image shift from the pupil centre
 )
+# Readout width (in screen half-widths) for neurons whose RF centre is estimated from data before training: about
+# the in-silico mouse's RF sigma (3.6 px of 64); narrower starts learned more slowly (0.06: 0.52 vs 0.59 of truth).
+KNOWN_POSITION_SIGMA = 0.1
 
 
 class RunningNorm(nn.Module):
@@ -278,6 +281,15 @@ class Fast3d(MultiMouseModel):
     def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
         """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
         self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
+
+    @torch.no_grad()
+    def set_readout_positions(self, mouse: int, positions, sigma: float = KNOWN_POSITION_SIGMA) -> None:
+        """Start each neuron's readout at a known receptive-field centre (N, 2) (x, y in [-1, 1]), narrowed to
+        `sigma` (screen half-widths): see v1recon.models.rf_init."""
+        readout = self.readouts[self.check_mouse(mouse)]
+        readout.position.copy_(torch.as_tensor(positions, dtype=torch.float32).clamp(-1, 1))
+        if readout.free_mask is None:
+            readout.log_sigma.fill_(math.log(sigma))
 
     @torch.no_grad()
     def set_response_mean(self, mouse: int, mean) -> None:

@@ -154,9 +154,9 @@ class Trainer:
         self._load_state()
 
     def _init_from_data(self) -> None:
-        """Let models that offer it start from the data's behaviour statistics and mean responses.
+        """Let models that offer it start from the data's behaviour statistics, mean responses and RF positions.
 
-        Saves the early epochs a readout would otherwise spend finding each neuron's baseline.
+        Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place.
         """
         for m, (mouse, idx) in enumerate(zip(self.mice, self.train_indices, strict=True)):
             if hasattr(self.model, "set_behaviour_statistics"):
@@ -166,6 +166,11 @@ class Trainer:
                 total = sum(mouse.responses[i].sum(1, dtype=np.float64) for i in idx)
                 frames = sum(mouse.responses[i].shape[1] for i in idx)
                 self.model.set_response_mean(m, (total / frames).astype(np.float32))
+            if hasattr(self.model, "set_readout_positions"):
+                from v1recon.models.rf_init import rf_positions
+
+                positions, _ = rf_positions([mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx])
+                self.model.set_readout_positions(m, positions)
         self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
 
     # -- state -------------------------------------------------------------------------------------------------

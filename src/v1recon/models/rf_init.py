@@ -1,0 +1,93 @@
+"""Where each neuron looks, estimated from recordings before training.
+
+A readout that starts at its neuron's receptive field learns several times faster than one that must first find
+it (measured on the in-silico mouse: 0.42 -> 0.59 of the ground-truth correlation after 150 s of CPU training).
+The estimate correlates every neuron's response with the local oriented contrast energy of the movie (quadrature
+Gabor pairs, 4 orientations, on the frame average-pooled by 2) shortly before it, keeps the best orientation at
+each position and takes the soft peak of that map. Energy, not luminance, so that complex cells and simple cells of
+any phase are located alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from v1recon.errors import V1ReconError
+
+ORIENTATIONS = 4
+POOL = 2  # average-pool the 36 x 64 frame by this factor (as the fast3d core)
+KERNEL_PX = 7  # Gabor filter size on the pooled frame
+DELAY_FRAMES = 2  # responses follow the movie by the visual latency (50-100 ms) ...
+RESPONSE_TAU_FRAMES = 3.0  # ... and are smoothed by the calcium indicator
+
+
+def energy_maps(video: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Local contrast energy (T, ORIENTATIONS, h, w) of a (T, 36, 64) grey-level movie, smoothed causally in time
+    by the response kernel (delay then exponential decay), so that frame t lines up with the response at t."""
+    from v1recon.models.factorised import gabor_bank
+
+    x = (torch.as_tensor(video, dtype=torch.float32)[:, None] - 127.5) / 64.0
+    x = F.avg_pool2d(x, POOL, ceil_mode=True)
+    bank = gabor_bank(2 * ORIENTATIONS, KERNEL_PX)[:, :, 0]  # (2*ORIENTATIONS, 1, k, k), even/odd pairs
+    y = F.conv2d(x, bank, padding=KERNEL_PX // 2)
+    energy = (y[:, 0::2] ** 2 + y[:, 1::2] ** 2).sqrt()  # (T, ORIENTATIONS, h, w)
+    t = energy.shape[0]
+    lags = torch.arange(4 * int(RESPONSE_TAU_FRAMES) + DELAY_FRAMES, dtype=torch.float32)
+    kernel = torch.where(lags >= DELAY_FRAMES, torch.exp(-(lags - DELAY_FRAMES) / RESPONSE_TAU_FRAMES), 0.0)
+    flat = energy.reshape(t, -1).T
+    n = t + kernel.numel()
+    flat = torch.fft.irfft(torch.fft.rfft(flat, n) * torch.fft.rfft(kernel / kernel.sum(), n), n)[:, :t]
+    return flat.T.reshape(energy.shape)
+
+
+def rf_positions(
+    videos: Sequence[np.ndarray],
+    responses: Sequence[np.ndarray],
+    skip_frames: int = 30,
+    max_trials: int = 60,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Receptive-field centres estimated from trials: positions (N, 2) as (x, y) in [-1, 1] screen units (pixel
+    centres at (2k + 1) / size - 1, y down) and each neuron's peak correlation (N,), a measure of confidence.
+
+    videos[i] (T_i, 36, 64) grey levels and responses[i] (N, T_i); the first `skip_frames` of each trial (the
+    response to the trial onset) are left out; at most `max_trials` trials are used (statistics are streamed).
+    """
+    if not videos or len(videos) != len(responses):
+        raise V1ReconError("rf_positions needs the same positive number of videos and response arrays.")
+    sums = None
+    for video, resp in list(zip(videos, responses, strict=True))[:max_trials]:
+        if np.shape(resp)[1] != len(video):
+            frames = np.shape(resp)[1]
+            raise V1ReconError(f"rf_positions: a trial has {len(video)} video frames but {frames} of responses.")
+        e = energy_maps(video)[skip_frames:]
+        shape = e.shape[1:]
+        e = e.reshape(e.shape[0], -1).double()
+        r = torch.as_tensor(np.asarray(resp, dtype=np.float64)).T[skip_frames:]
+        terms = (r.T @ e, r.sum(0), (r * r).sum(0), e.sum(0), (e * e).sum(0), r.shape[0])
+        sums = terms if sums is None else tuple(a + b for a, b in zip(sums, terms, strict=True))
+    if sums is None or sums[-1] < 3:
+        raise V1ReconError(f"rf_positions: fewer than 3 frames after skipping the first {skip_frames} of each trial.")
+    re, r1, r2, e1, e2, n = sums
+    cov = re / n - torch.outer(r1 / n, e1 / n)
+    std_r = (r2 / n - (r1 / n) ** 2).clamp_min(1e-12).sqrt()
+    std_e = (e2 / n - (e1 / n) ** 2).clamp_min(1e-12).sqrt()
+    corr = (cov / std_r[:, None] / std_e[None, :]).float().view(-1, *shape)  # (N, orientations, h, w)
+    best = F.avg_pool2d(corr.amax(1)[:, None], 3, stride=1, padding=1, count_include_pad=False)[:, 0]
+    return _soft_peak(best)
+
+
+def _soft_peak(maps: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (N, 2) (x, y) in [-1, 1] of the soft maximum of each (h, w) map, and each map's maximum (N,)."""
+    n, h, w = maps.shape
+    flat = maps.reshape(n, -1)
+    # a temperature of a third of each map's spread: the peak dominates, a flat map gives a central estimate
+    weights = torch.softmax(flat / (0.3 * flat.std(1, keepdim=True) + 1e-9), dim=1).view(n, h, w)
+    ys = (torch.arange(h) + 0.5) * 2 / h - 1
+    xs = (torch.arange(w) + 0.5) * 2 / w - 1
+    x = (weights.sum(1) * xs).sum(1)
+    y = (weights.sum(2) * ys).sum(1)
+    return torch.stack([x, y], dim=1).numpy(), flat.amax(1).numpy()
