@@ -220,6 +220,18 @@ def _eval_mask(mask: AlphaMask | None) -> tuple[np.ndarray, np.ndarray, str]:
     return mask.update_mask, mask.update_mask, "evaluation mask empty: evaluated inside the update mask"
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What every trial of one `run_reconstruction` job shares."""
+
+    run_dir: Path
+    tier: str
+    config: ReconConfig
+    oracle: bool
+    from_predicted: bool
+    movies: bool
+
+
 def run_reconstruction(
     run_dir,
     data,
@@ -266,6 +278,7 @@ def run_reconstruction(
         check_inputs(
             plan.encoders, plan.responses, plan.behaviours, [f"{plan.recording.path} trial {t}" for t in plan.trial_ids]
         )
+    job = JobSettings(run_dir, tier, config, oracle, from_predicted, movies)
     for plan in plans:
         if use_mask and plan.mask is None:
             plan.mask = make_mask(
@@ -280,24 +293,22 @@ def run_reconstruction(
         tmp.mkdir()
         with tqdm(total=total, desc="reconstruct", unit="trial", disable=not progress) as job_bar:
             for plan in plans:
-                rows += _reconstruct_mouse(
-                    plan, tmp, run_dir, data, tier, config, oracle, from_predicted, movies, progress, job_bar
-                )
+                rows += _reconstruct_mouse(plan, tmp, job, progress, job_bar)
         summary = _summary(rows, config, tier, oracle, from_predicted, time.perf_counter() - started)
         _write_summary(tmp, summary)
     print(format_table(rows))
     return summary
 
 
-def _reconstruct_mouse(plan, tmp, run_dir, data, tier, config, oracle, from_predicted, movies, progress, job_bar):
+def _reconstruct_mouse(plan: MousePlan, tmp: Path, job: JobSettings, progress: bool, job_bar) -> list[dict]:
     from tqdm.auto import tqdm
 
+    config = job.config
     update, evaluation, note = _eval_mask(plan.mask)
     folder = tmp / plan.recording.name
     folder.mkdir()
     iterations = config.iterations or (1000 if config.method == "paper" else config.fast.max_steps)
     groups = len(plan.encoders) if config.ensemble == "average" else 1
-    rows = []
     batch_bar = tqdm(total=iterations * groups, desc=f"{plan.recording.name} batch", leave=False, disable=not progress)
 
     def on_batch(n_done):
@@ -317,48 +328,20 @@ def _reconstruct_mouse(plan, tmp, run_dir, data, tier, config, oracle, from_pred
         on_iteration=lambda: batch_bar.update(1),
     )
     batch_bar.close()
-    for k, res in enumerate(results):
-        rows.append(
-            _write_trial(
-                plan,
-                k,
-                res,
-                folder,
-                update,
-                evaluation,
-                note,
-                run_dir,
-                data,
-                tier,
-                config,
-                oracle,
-                from_predicted,
-                movies,
-            )
-        )
-    return rows
+    masks = (update, evaluation, note)
+    return [_write_trial(plan, k, res, folder, masks, job) for k, res in enumerate(results)]
 
 
-def _write_trial(
-    plan,
-    k,
-    res: Reconstruction,
-    folder,
-    update,
-    evaluation,
-    note,
-    run_dir,
-    data,
-    tier,
-    config,
-    oracle,
-    from_predicted,
-    movies,
-) -> dict:
+def _write_trial(plan: MousePlan, k: int, res: Reconstruction, folder: Path, masks: tuple, job: JobSettings) -> dict:
+    """Files of trial k of a mouse (npz, sidecar, movies, summary figure); its row of the job's summary table.
+
+    masks: (update mask, evaluation mask, note on how they were chosen)."""
     from v1recon.io import save_npz, write_sidecar
     from v1recon.metrics.video import response_consistency, video_correlation, video_metrics
     from v1recon.training.run import recording_identity
 
+    update, evaluation, note = masks
+    config, tier = job.config, job.tier
     trial_id = plan.trial_ids[k]
     truth, recon = plan.videos[k], res.video
     metrics = video_metrics(recon, truth, evaluation)
@@ -383,10 +366,10 @@ def _write_trial(
     )
     write_sidecar(
         stem.with_suffix(".npz"),
-        config={**config.to_dict(), "tier": tier, "oracle": oracle, "from_predicted": from_predicted},
+        config={**config.to_dict(), "tier": tier, "oracle": job.oracle, "from_predicted": job.from_predicted},
         seed=config.seed,
         data={**recording_identity(plan.recording), "trial": trial_id, "tier": tier, "frames": int(truth.shape[0])},
-        models={"run": str(run_dir), "encoders": plan.encoder_names},
+        models={"run": str(job.run_dir), "encoders": plan.encoder_names},
         mask={
             "source": plan.mask_source,
             "note": note,
@@ -396,7 +379,7 @@ def _write_trial(
         cost={"window_passes": res.window_passes, "seconds": res.seconds, "iterations": res.iterations},
         metrics=metrics,
     )
-    if movies:
+    if job.movies:
         _write_media(stem, truth, recon, evaluation, res, plan.mask, trial_id)
     return {
         "mouse": plan.recording.name,
