@@ -17,22 +17,22 @@ analyse_app = typer.Typer(
 app.add_typer(analyse_app, name="analyse")
 
 RUN_ARG = typer.Argument(..., help="Run folder written by `v1recon train` (holds run.json).")
-DATA_OPT = typer.Option(None, "--data", help="Data folder [default: the one the run was trained on].")
-MOUSE_OPT = typer.Option(None, "--mouse", help="Mouse to analyse [default: the run's first mouse].")
+DATA_OPT = typer.Option(None, "--data", help="Data folder (default: the one the run was trained on).")
+MOUSE_OPT = typer.Option(None, "--mouse", help="Mouse to analyse (default: the run's first mouse).")
 METHOD_OPT = typer.Option("fast", "--method", help="Reconstruction method: fast (default) or paper (published loop).")
 ITER_OPT = typer.Option(
     60,
     "--iterations",
     min=1,
-    help="Optimiser steps per reconstruction [default: 60, sized for a CPU; the fast method's own limit is 200 and it "
-    "stops earlier on a plateau; the paper method publishes 1000].",
+    help="Optimiser steps per reconstruction (default: 60, sized for a CPU; the fast method's own limit is 200 and it "
+    "stops earlier on a plateau; the paper method publishes 1000).",
 )
 FRAMES_OPT = typer.Option(
     90,
     "--frames",
     min=0,
-    help="Cut each held-out trial to its first N frames (frames 30.. are scored) [default: 90, sized for a CPU; "
-    "0 = whole trials, as published].",
+    help="Cut each held-out trial to its first N frames (frames 30.. are scored) (default: 90, sized for a CPU; "
+    "0 = whole trials, as published).",
 )
 DEVICE_OPT = typer.Option("auto", "--device", help="auto (GPU if present), cpu, cuda or cuda:N.")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of stimuli, neuron subsets and the optimiser.")
@@ -45,7 +45,7 @@ ORACLE_OPT = typer.Option(
 
 def _trials_opt(default: int = 4) -> typer.Option:
     return typer.Option(
-        default, "--trials", min=1, help=f"Held-out trials (distinct test movies) to reconstruct [default: {default}]."
+        default, "--trials", min=1, help=f"Held-out trials (distinct test movies) to reconstruct (default: {default})."
     )
 
 
@@ -102,17 +102,17 @@ def resolution_noise(
     spatial: str = typer.Option(
         "0,1,2,8",
         "--spatial",
-        help="Spatial length constants, pixels [default: 0,1,2,8; published: 0,1,2,4,8,16,32].",
+        help="Spatial length constants, pixels (default: 0,1,2,8; published: 0,1,2,4,8,16,32).",
     ),
     temporal: str = typer.Option(
-        "1,4", "--temporal", help="Temporal length constants, frames [default: 1,4; published: 0,1,2,4,8,16,32]."
+        "1,4", "--temporal", help="Temporal length constants, frames (default: 1,4; published: 0,1,2,4,8,16,32)."
     ),
-    repeats: int = typer.Option(1, "--repeats", min=1, help="Noise movies per grid cell [default: 1; published: 5]."),
+    repeats: int = typer.Option(1, "--repeats", min=1, help="Noise movies per grid cell (default: 1; published: 5)."),
     invert: bool = typer.Option(
         True, "--invert/--no-invert", help="Add the phase-inverted copy (255 - v) of every movie (published: yes)."
     ),
     null_movies: int = typer.Option(
-        20, "--null-movies", min=1, help="Fresh noise movies per cell for the significance test [default: 20]."
+        20, "--null-movies", min=1, help="Fresh noise movies per cell for the significance test."
     ),
     full: bool = typer.Option(False, "--full", help="The published grid: 7 x 7 constants, 5 repeats (GPU-sized)."),
     oracle: bool = ORACLE_OPT,
@@ -167,7 +167,7 @@ def gratings(
         help="Temporal frequencies, Hz [published: 15,7.5,3.75,1.875,0.94,0.47,0].",
     ),
     directions: str = typer.Option(
-        "0,90", "--directions", help="Directions of motion, degrees [default: 0,90; published: 0,90,180,270]."
+        "0,90", "--directions", help="Directions of motion, degrees (default: 0,90; published: 0,90,180,270)."
     ),
     full: bool = typer.Option(
         False, "--full", help="The published grid: 4 SF x 7 TF x 4 directions = 112 movies (GPU-sized)."
@@ -206,7 +206,7 @@ def gratings(
 def population(
     run: Path = RUN_ARG,
     fractions: str = typer.Option(
-        "1,0.5,0.25,0.125", "--fractions", help="Fractions of neurons kept [default: 1,0.5,0.25,0.125, as published]."
+        "1,0.5,0.25,0.125", "--fractions", help="Fractions of neurons kept (default: 1,0.5,0.25,0.125, as published)."
     ),
     zero_dropped: bool = typer.Option(
         False,

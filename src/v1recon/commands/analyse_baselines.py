@@ -32,14 +32,14 @@ def rf_mapping(
         2,
         "--stride",
         min=1,
-        help="Probe every STRIDE-th row and column, pixels [default: 2, i.e. 1152 probes; 1 = all 4608 probes "
-        "of the published 36 x 64 x ON/OFF map].",
+        help="Probe every STRIDE-th row and column, pixels (default: 2, i.e. 1152 probes; 1 = all 4608 probes "
+        "of the published 36 x 64 x ON/OFF map).",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Probe clips per forward pass [default: 32]."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Probe clips per forward pass."),
     true_model: bool = typer.Option(
         True,
         "--true-model/--no-true-model",
-        help="In silico: also map the true model with the same probes (the method's own accuracy) [default: on].",
+        help="In silico: also map the true model with the same probes (the method's own accuracy) (default: on).",
     ),
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,
@@ -80,23 +80,23 @@ def baselines(
         None,
         "--trials",
         min=1,
-        help="Held-out trials to evaluate [default: the trials under RUN/reconstructions for this mouse, or 6 "
-        "distinct test movies when there are none].",
+        help="Held-out trials to evaluate (default: the trials under RUN/reconstructions for this mouse, or 6 "
+        "distinct test movies when there are none).",
     ),
     lags: int = typer.Option(
-        10, "--lags", min=0, help="Decoder: frames of future activity per decoded frame, 0..LAGS [default: 10]."
+        10, "--lags", min=0, help="Decoder: frames of future activity per decoded frame, 0..LAGS."
     ),
     components: int = typer.Option(
-        128, "--components", min=1, help="Decoder: principal components of the responses kept [default: 128]."
+        128, "--components", min=1, help="Decoder: principal components of the responses kept."
     ),
     max_train_trials: int = typer.Option(
-        None, "--max-train-trials", min=2, help="Fit on at most this many training trials [default: all]."
+        None, "--max-train-trials", min=2, help="Fit on at most this many training trials (default: all)."
     ),
     reconstruct: bool = typer.Option(
         True,
         "--reconstruct/--no-reconstruct",
         help="When RUN/reconstructions holds none of these trials, reconstruct them here by input optimisation "
-        "(ensemble, and the true model in silico) [default: on].",
+        "(ensemble, and the true model in silico) (default: on).",
     ),
     data: Path = DATA_OPT,
     mouse: str = MOUSE_OPT,

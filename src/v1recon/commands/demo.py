@@ -8,44 +8,49 @@ from pathlib import Path
 import typer
 
 from v1recon.cli import app
+from v1recon.demo import DemoConfig
+
+D = DemoConfig()  # the defaults live in one place
 
 
 @app.command("demo")
 def demo(
-    run: Path = typer.Argument(Path("runs/demo"), help="Folder for everything the demo writes [default: runs/demo]."),
+    run: Path = typer.Argument(Path("runs/demo"), help="Folder for everything the demo writes."),
     sim_preset: str = typer.Option(
-        "default", "--sim-preset", help="In-silico mouse preset: tiny, default or paper [default: default]."
+        D.sim_preset, "--sim-preset", help="In-silico mouse preset: tiny, default or paper."
     ),
-    mice: int = typer.Option(2, "--mice", help="Number of simulated mice [default: 2]."),
-    model_preset: str = typer.Option(
-        "fast3d", "--model-preset", help="Encoder preset: fast3d, small or paper [default: fast3d]."
-    ),
-    models: int = typer.Option(3, "--models", help="Models in the ensemble [default: 3]."),
+    mice: int = typer.Option(D.mice, "--mice", help="Number of simulated mice."),
+    model_preset: str = typer.Option(D.model_preset, "--model-preset", help="Encoder preset: fast3d, small or paper."),
+    models: int = typer.Option(D.models, "--models", help="Models in the ensemble."),
     train_minutes: float = typer.Option(
-        4.0, "--train-minutes", help="Wall-clock budget for training the whole ensemble, in minutes [default: 4]."
+        D.train_minutes,
+        "--train-minutes",
+        help="Wall-clock budget for training the whole ensemble, in minutes.",
     ),
     mask_iterations: int = typer.Option(
-        60, "--mask-iterations", help="Alpha-mask iterations per mouse (published: 1000) [default: 60]."
+        D.mask_iterations,
+        "--mask-iterations",
+        help="Alpha-mask iterations per mouse (published: 1000).",
     ),
     recon_iterations: int = typer.Option(
-        30,
+        D.recon_iterations,
         "--recon-iterations",
-        help="Step limit of the fast reconstruction per movie (it may stop earlier on a plateau) [default: 30].",
+        help="Step limit of the fast reconstruction per movie (it may stop earlier on a plateau) .",
     ),
     trials: int = typer.Option(
-        2, "--trials", help="Held-out final_test movies reconstructed per mouse (one repeat each) [default: 2]."
+        D.trials_per_mouse,
+        "--trials",
+        help="Held-out final_test movies reconstructed per mouse (one repeat each).",
     ),
-    seed: int = typer.Option(
-        0, "--seed", help="Seed of the whole run (simulation, training, reconstruction) [default: 0]."
-    ),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (GPU when present) [default: auto]."),
+    seed: int = typer.Option(D.seed, "--seed", help="Seed of the whole run (simulation, training, reconstruction)."),
+    device: str = typer.Option(D.device, "--device", help="cpu, cuda or auto (GPU when present)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete RUN first and start from nothing."),
 ) -> None:
     """Simulate the in-silico mouse, train the encoder ensemble, learn the masks, reconstruct the held-out test
     movies (ensemble, oracle through the true model, upper bound from predicted responses), evaluate everything
     against the ground truth and write RUN/report.html. Resumable: a second run reuses the stages that are done.
     About 15 minutes on a 2-core CPU with the defaults."""
-    from v1recon.demo import Demo, DemoConfig
+    from v1recon.demo import Demo
 
     if overwrite and run.is_dir():
         shutil.rmtree(run)

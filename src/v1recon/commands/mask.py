@@ -16,17 +16,15 @@ def mask(
     iterations: int = typer.Option(
         150,
         "--iterations",
-        help="Mask iterations (one 32-frame pair of training trials each) [default: 150, "
-        "affordable on a CPU; the published procedure runs 1000].",
+        help="Mask iterations (one 32-frame pair of training trials each) (default: 150, "
+        "affordable on a CPU; the published procedure runs 1000).",
     ),
     update_threshold: float = typer.Option(
-        0.5, "--update-threshold", help="Pixels with alpha >= this are updated during reconstruction [default: 0.5]."
+        0.5, "--update-threshold", help="Pixels with alpha >= this are updated during reconstruction."
     ),
-    eval_threshold: float = typer.Option(
-        1.0, "--eval-threshold", help="Pixels with alpha >= this are evaluated [default: 1.0]."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Random seed (initial map, trial pairs) [default: 0]."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (GPU when present) [default: auto]."),
+    eval_threshold: float = typer.Option(1.0, "--eval-threshold", help="Pixels with alpha >= this are evaluated."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initial map, trial pairs)."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (GPU when present)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks that already exist."),
 ) -> None:
     """Train one alpha mask per mouse as published (blend of two training clips, area-penalised MSE, normalised,

@@ -14,38 +14,33 @@ def reconstruct(
     run: Path = typer.Argument(..., help="Run folder written by `v1recon train` (holds run.json and models/)."),
     data: Path = typer.Option(..., "--data", help="A mouse folder (Sensorium layout) or a folder of mouse folders."),
     out: Path = typer.Option(..., "--out", help="Output folder (refused if it holds results, unless --overwrite)."),
-    tier: str = typer.Option(
-        "final_test", "--tier", help="Trials of this tier are reconstructed [default: final_test]."
-    ),
+    tier: str = typer.Option("final_test", "--tier", help="Trials of this tier are reconstructed."),
     method: str = typer.Option(
         "fast",
         "--method",
-        help="fast (batched, normalised-gradient momentum, early stop) or paper (the published procedure) "
-        "[default: fast].",
+        help="fast (batched, normalised-gradient momentum, early stop) or paper (the published procedure) .",
     ),
     trials: str = typer.Option(
         None,
         "--trials",
         help="A count (e.g. 3: the first 3 trials) or comma-separated trial ids (e.g. 4,7 or 4,) "
-        "[default: all trials of the tier].",
+        " (default: all trials of the tier).",
     ),
     one_repeat: bool = typer.Option(
         False,
         "--one-repeat",
-        help="Keep only the first repeat of each distinct movie before --trials selects [default: every repeat].",
+        help="Keep only the first repeat of each distinct movie before --trials selects (default: every repeat).",
     ),
-    models: str = typer.Option(None, "--models", help="Comma-separated indices of trained models [default: all]."),
+    models: str = typer.Option(None, "--models", help="Comma-separated indices of trained models (default: all)."),
     iterations: int = typer.Option(
         None,
         "--iterations",
-        help="paper: iterations [default: 1000, as published]; fast: the step limit "
-        "[default: 100; it usually stops earlier on a loss plateau].",
+        help="paper: iterations (default: 1000, as published); fast: the step limit "
+        " (default: 100; it usually stops earlier on a loss plateau).",
     ),
-    device: str = typer.Option(
-        "auto", "--device", help="cpu, cuda, cuda:1 or auto (GPU when present) [default: auto]."
-    ),
-    batch_size: int = typer.Option(4, "--batch-size", help="Trials optimised together in one batch [default: 4]."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (mask training, random window offsets) [default: 0]."),
+    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1 or auto (GPU when present)."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Trials optimised together in one batch."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (mask training, random window offsets)."),
     oracle: bool = typer.Option(
         False, "--oracle", help="Reconstruct through the in-silico mouse's true model instead of the run's encoders."
     ),
@@ -59,15 +54,15 @@ def reconstruct(
         "average",
         "--ensemble",
         help="average: each model alone, then mean + 3-D Gaussian blur sigma 0.5 "
-        "(published default); gradient: gradients averaged over models every step [default: average].",
+        "(published default); gradient: gradients averaged over models every step.",
     ),
     mask: bool = typer.Option(
         True,
         "--mask/--no-mask",
         help="Use the mouse's alpha mask RUN/masks/<mouse>.npz (trained now if missing); "
-        "--no-mask updates and evaluates every pixel [default: --mask].",
+        "--no-mask updates and evaluates every pixel (default: --mask).",
     ),
-    movies: bool = typer.Option(True, "--movies/--no-movies", help="Write the MP4/GIF/PNG per trial [default: yes]."),
+    movies: bool = typer.Option(True, "--movies/--no-movies", help="Write the MP4/GIF/PNG per trial (default: yes)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results already in OUT."),
 ) -> None:
     """Reconstruct the movies of a tier from single-trial responses by optimising the encoders' input; writes per

@@ -12,7 +12,7 @@ from v1recon.cli import app
 @app.command("report")
 def report(
     run: Path = typer.Argument(..., help="Run folder written by `v1recon train` (holds run.json)."),
-    out: Path = typer.Option(None, "--out", help="HTML file to write [default: RUN/report.html]."),
+    out: Path = typer.Option(None, "--out", help="HTML file to write (default: RUN/report.html)."),
     compute: bool = typer.Option(
         True,
         "--compute/--no-compute",
