@@ -33,7 +33,7 @@ class DemoConfig:
     mice: int = 2
     model_preset: str = "fast3d"
     models: int = 3
-    train_minutes: float = 5.0  # wall-clock budget for training the whole ensemble, all mice
+    train_minutes: float = 6.0  # wall-clock budget for training the whole ensemble, all mice
     mask_iterations: int = 60
     recon_iterations: int = 30  # fast-method step limit; about 0.7 of the converged correlation (CPU budget)
     trials_per_mouse: int = 2  # one repeat of each of this many test movies
