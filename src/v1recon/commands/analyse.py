@@ -159,12 +159,12 @@ def gratings(
     sf: str = typer.Option(
         "0.25,0.0625",
         "--sf",
-        help="Spatial frequencies, cycles/px [published: 0.5,0.25,0.125,0.0625].",
+        help="Spatial frequencies, cycles/px (published: 0.5,0.25,0.125,0.0625).",
     ),
     tf: str = typer.Option(
         "3.75,0.94,0",
         "--tf",
-        help="Temporal frequencies, Hz [published: 15,7.5,3.75,1.875,0.94,0.47,0].",
+        help="Temporal frequencies, Hz (published: 15,7.5,3.75,1.875,0.94,0.47,0).",
     ),
     directions: str = typer.Option(
         "0,90", "--directions", help="Directions of motion, degrees (default: 0,90; published: 0,90,180,270)."
