@@ -53,8 +53,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # The factorised model has few parameters, starts from Gabor filters and from readouts placed at RF centres
     # estimated from the data: no weight decay and no CutMix (both regularise long runs and slow short ones down),
     # a small batch and a high rate for more and larger steps per CPU second. Measured on one in-silico mouse,
-    # 150 s of training on 2 cores: lr 3e-3 -> 0.42 of the truth's correlation (without RF starts), 2e-2 and
-    # batch 16 -> 0.61, batch 8 -> 0.64, batch 4 -> 0.64.
+    # 150 s of training on 2 cores, as a fraction of the truth's single-trial correlation: lr 1e-2, batch 16,
+    # without RF starts 0.42, with them 0.59; lr 2e-2 0.61; batch 8 0.64; batch 4 0.64.
     "fast3d": TrainConfig(
         epochs=6,
         samples_per_epoch=1536,
