@@ -65,9 +65,11 @@ def rf_positions(
             raise V1ReconError(f"rf_positions: a trial has {len(video)} video frames but {frames} of responses.")
         e = energy_maps(video)[skip_frames:]
         shape = e.shape[1:]
-        e = e.reshape(e.shape[0], -1).double()
-        r = torch.as_tensor(np.asarray(resp, dtype=np.float64)).T[skip_frames:]
-        terms = (r.T @ e, r.sum(0), (r * r).sum(0), e.sum(0), (e * e).sum(0), r.shape[0])
+        e = e.reshape(e.shape[0], -1)
+        r = torch.as_tensor(np.asarray(resp, dtype=np.float32)).T[skip_frames:]
+        # products in float32 (8000 neurons stay fast), sums across trials in float64
+        terms = tuple(t.double() for t in (r.T @ e, r.sum(0), (r * r).sum(0), e.sum(0), (e * e).sum(0)))
+        terms = (*terms, r.shape[0])
         sums = terms if sums is None else tuple(a + b for a, b in zip(sums, terms, strict=True))
     if sums is None or sums[-1] < 3:
         raise V1ReconError(f"rf_positions: fewer than 3 frames after skipping the first {skip_frames} of each trial.")
