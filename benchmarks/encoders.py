@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         del model
     print("train fr/s: predicted frames per second, forward + backward + AdamW; win/s = fr/s / 16.")
-    print("trial f+b/s: 300-frame trials per second, forward + backward to the video (a reconstruction step).")
+    print(f"trial fwd/s, f+b/s: {args.frames}-frame trials per second; f+b = forward + backward to the video.")
 
 
 if __name__ == "__main__":
