@@ -29,19 +29,17 @@ def energy_maps(video: np.ndarray | torch.Tensor) -> torch.Tensor:
     """Local contrast energy (T, ORIENTATIONS, h, w) of a (T, 36, 64) grey-level movie, smoothed causally in time
     by the response kernel (delay then exponential decay), so that frame t lines up with the response at t."""
     from v1recon.models.factorised import gabor_bank
+    from v1recon.sim.model import causal_conv
 
     x = (torch.as_tensor(video, dtype=torch.float32)[:, None] - 127.5) / 64.0
     x = F.avg_pool2d(x, POOL, ceil_mode=True)
     bank = gabor_bank(2 * ORIENTATIONS, KERNEL_PX)[:, :, 0]  # (2*ORIENTATIONS, 1, k, k), even/odd pairs
     y = F.conv2d(x, bank, padding=KERNEL_PX // 2)
     energy = (y[:, 0::2] ** 2 + y[:, 1::2] ** 2).sqrt()  # (T, ORIENTATIONS, h, w)
-    t = energy.shape[0]
     lags = torch.arange(4 * int(RESPONSE_TAU_FRAMES) + DELAY_FRAMES, dtype=torch.float32)
     kernel = torch.where(lags >= DELAY_FRAMES, torch.exp(-(lags - DELAY_FRAMES) / RESPONSE_TAU_FRAMES), 0.0)
-    flat = energy.reshape(t, -1).T
-    n = t + kernel.numel()
-    flat = torch.fft.irfft(torch.fft.rfft(flat, n) * torch.fft.rfft(kernel / kernel.sum(), n), n)[:, :t]
-    return flat.T.reshape(energy.shape)
+    smoothed = causal_conv(energy.reshape(energy.shape[0], -1).T, kernel / kernel.sum())
+    return smoothed.T.reshape(energy.shape)
 
 
 def rf_positions(
