@@ -150,8 +150,10 @@ class Trainer:
         self._mouse_queue: list[int] = []
         self.elapsed_s = 0.0
         self.history: list[dict] = []
-        self._init_from_data()
-        self._load_state()
+        if state_path(self.stem).is_file():
+            self._load_state()  # the saved weights already carry what the data initialisation set
+        else:
+            self._init_from_data()
 
     def _init_from_data(self) -> None:
         """Let models that offer it start from the data's behaviour statistics, mean responses and RF positions.
@@ -175,10 +177,8 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:
-        path = state_path(self.stem)
-        if not path.is_file():
-            return
-        state = torch.load(path, map_location="cpu", weights_only=False)  # RNG state must stay on the CPU
+        # map to the CPU: the RNG state must stay there
+        state = torch.load(state_path(self.stem), map_location="cpu", weights_only=False)
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
