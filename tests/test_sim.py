@@ -156,3 +156,15 @@ def test_responses_are_non_negative_with_the_model_mean(model):
     assert responses.shape == rate.shape and (responses >= 0).all()
     assert responses[0, 0].mean() == pytest.approx(0.2, rel=0.15)  # E[response] = calcium kernel * rate
     assert responses[0, 1].max() == 0.0
+
+
+def test_neuron_groups_partition_the_population_by_type_and_spatial_frequency(model):
+    groups = model.neuron_groups()
+    types = [m for name, m in groups.items() if not name.startswith("sf")]
+    bands = [m for name, m in groups.items() if name.startswith("sf")]
+    assert len(types) == 4 and len(bands) == 4
+    for family in (types, bands):
+        assert np.array_equal(np.sum(family, axis=0), np.ones(model.n_neurons))  # every neuron exactly once
+    sf = model.sf_cpd.numpy()
+    assert np.all(sf[groups["sf < 0.035 c/deg"]] < 0.035) and np.all(sf[groups["sf >= 0.07 c/deg"]] >= 0.07)
+    assert np.array_equal(groups["complex-ds"], (model.is_complex.numpy() == 1) & (model.ds.numpy() != 0))

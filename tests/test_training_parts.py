@@ -161,3 +161,17 @@ def test_train_config_scales_lr_with_batch_and_rejects_unknown_options():
     assert train_config("small", epochs=None).epochs == train_config("small").epochs
     with pytest.raises(V1ReconError, match="unknown training option"):
         train_config("small", learning_rate=1.0)
+
+
+def test_group_ratios_average_within_each_group_and_skip_empty_ones():
+    from v1recon.training.evaluate import group_ratios
+
+    model_r = np.array([0.1, 0.3, 0.2, 0.4])
+    truth_r = np.array([0.2, 0.2, 0.4, 0.4])
+    groups = {"a": np.array([1, 1, 0, 0], bool), "b": np.array([0, 0, 1, 1], bool), "none": np.zeros(4, bool)}
+    out = group_ratios(model_r, truth_r, groups)
+    assert set(out) == {"a", "b"}
+    assert out["a"] == {"n_neurons": 2, "truth": pytest.approx(0.2), "ratio": pytest.approx(1.0)}
+    assert out["b"]["ratio"] == pytest.approx(0.75)
+    with pytest.raises(V1ReconError, match="group 'a'"):
+        group_ratios(model_r[:3], truth_r[:3], groups)

@@ -148,6 +148,9 @@ def test_evaluate_scores_models_ensemble_and_truth(run, data):
     assert mouse["ratio_to_truth"]["ensemble"] == pytest.approx(
         mouse["encoders"]["ensemble"]["single_trial_correlation"] / truth
     )
+    groups = mouse["ratio_by_group"]
+    assert sum(g["n_neurons"] for k, g in groups.items() if k.startswith("sf")) == 60
+    assert "by cell type" in result.stdout and "by spatial frequency" in result.stdout
     again = cli("evaluate", run, "--no-progress")
     assert again.returncode == 2 and "--overwrite" in again.stderr
 

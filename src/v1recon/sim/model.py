@@ -50,6 +50,7 @@ CELL_TYPES = ("simple", "complex", "simple-ds", "complex-ds")
 AMPLITUDE_MEDIAN = 0.08  # spikes per frame at softplus(z) = 1 before calibration
 TARGET_CORRELATION = 0.34  # median per-neuron target of the single-trial correlation with the noise-free rate
 KERNEL_FRAMES = 24  # length of the temporal kernels (800 ms)
+SF_BAND_EDGES_CPD = (0.035, 0.05, 0.07)  # spatial-frequency bands (cycles/deg) of `GroundTruthV1.neuron_groups`
 
 # per-neuron parameters, each an (N,) array; the filters are rebuilt from them
 PARAM_NAMES = (
@@ -374,6 +375,19 @@ class GroundTruthV1(nn.Module):
         """(N,) strings from CELL_TYPES."""
         kind = self.is_complex.numpy().astype(int) + 2 * (self.ds.numpy() != 0)
         return np.asarray(CELL_TYPES)[kind]
+
+    def neuron_groups(self) -> dict[str, np.ndarray]:
+        """Boolean masks (N,) by cell type (CELL_TYPES) and by spatial-frequency band (SF_BAND_EDGES_CPD), so that
+        an encoder's shortfall can be traced to the neurons it misses; each family covers every neuron once."""
+        types = self.cell_types()
+        groups = {name: types == name for name in CELL_TYPES}
+        sf = self.sf_cpd.double().numpy()
+        edges = (0.0, *SF_BAND_EDGES_CPD, np.inf)
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            name = f"sf {lo:g}-{hi:g} c/deg" if lo > 0 and np.isfinite(hi) else f"sf < {hi:g} c/deg"
+            name = f"sf >= {lo:g} c/deg" if np.isinf(hi) else name
+            groups[name] = (sf >= lo) & (sf < hi)
+        return groups
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

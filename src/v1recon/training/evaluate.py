@@ -55,6 +55,7 @@ def evaluate_mouse(run, recording, device, tiers=TEST_TIERS, with_truth: bool = 
     """Metrics of each model, the ensemble (mean prediction) and the ground truth (if any) for one mouse."""
     from tqdm.auto import tqdm
 
+    from v1recon.metrics.encoder import single_trial_correlation
     from v1recon.training.run import load_encoders
     from v1recon.training.trainer import predict_trials
 
@@ -77,8 +78,31 @@ def evaluate_mouse(run, recording, device, tiers=TEST_TIERS, with_truth: bool = 
             truth = truth.to(device).eval()
             preds = predict_trials(truth, videos, behaviour, device)
             result["encoders"]["truth"] = _metrics(preds, responses, stim)
+            result["ratio_by_group"] = group_ratios(
+                single_trial_correlation(ensemble, responses).per_neuron,
+                single_trial_correlation(preds, responses).per_neuron,
+                truth.cpu().neuron_groups(),
+            )
     _summarise(result)
     return result
+
+
+def group_ratios(model_r: np.ndarray, truth_r: np.ndarray, groups: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Per group of neurons: its size, the truth's mean single-trial r and the model's mean r relative to it.
+
+    model_r, truth_r (N,) per-neuron correlations on the same trials; groups name -> (N,) bool mask. Empty groups
+    are left out.
+    """
+    out = {}
+    for name, mask in groups.items():
+        mask = np.asarray(mask, bool)
+        if mask.shape != np.shape(model_r) or mask.shape != np.shape(truth_r):
+            raise V1ReconError(f"neuron group {name!r} has {mask.size} entries for {np.size(model_r)} neurons.")
+        if mask.any():
+            truth = float(np.mean(truth_r[mask]))
+            ratio = float(np.mean(model_r[mask])) / truth if truth > 0 else float("nan")
+            out[name] = {"n_neurons": int(mask.sum()), "truth": truth, "ratio": ratio}
+    return out
 
 
 def _summarise(result: dict) -> None:
@@ -158,6 +182,11 @@ def format_table(evaluation: dict) -> str:
             r = res["ratio_to_truth"]
             lines.append(f"  single-trial r relative to the ground truth: ensemble {r['ensemble']:.3f}, "
                          f"best model {r['best_model']:.3f}")  # fmt: skip
+        groups = res.get("ratio_by_group", {})
+        for family, pick in (("cell type", False), ("spatial frequency", True)):
+            parts = [f"{k} {g['ratio']:.2f} ({g['n_neurons']})" for k, g in groups.items() if (k[:2] == "sf") == pick]
+            if parts:
+                lines.append(f"  ensemble relative to the truth by {family} (neurons): {', '.join(parts)}")
     return "\n".join(lines)
 
 
