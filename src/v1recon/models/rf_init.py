@@ -5,7 +5,10 @@ it (measured on the in-silico mouse: 0.42 -> 0.59 of the ground-truth correlatio
 The estimate correlates every neuron's response with the local oriented contrast energy of the movie (quadrature
 Gabor pairs, 4 orientations, on the frame average-pooled by 2) shortly before it, keeps the best orientation at
 each position and takes the soft peak of that map. Energy, not luminance, so that complex cells and simple cells of
-any phase are located alike.
+any phase are located alike. More trials sharpen the estimate (in silico, median centre error 2.2 px with 60
+training trials, 1.4 px with 170; 2.3 s and 5.5 s for 1000 neurons on 2 CPU cores). Fine gratings are lost to the
+pooling: neurons above 0.07 cycles/deg are misplaced by 6-8 px (filtering at full resolution would cut that to
+1.4 px at about 7x the cost).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ def rf_positions(
     videos: Sequence[np.ndarray],
     responses: Sequence[np.ndarray],
     skip_frames: int = 30,
-    max_trials: int = 60,
+    max_trials: int = 200,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Receptive-field centres estimated from trials: positions (N, 2) as (x, y) in [-1, 1] screen units (pixel
     centres at (2k + 1) / size - 1, y down) and each neuron's peak correlation (N,), a measure of confidence.
