@@ -23,7 +23,8 @@ def evaluate(
 ) -> None:
     """Single-trial correlation, correlation to average and FEVE of every model and the ensemble, per mouse.
 
-    Writes RUN/evaluation/encoders.json. For in-silico mice the ground-truth model is scored on the same trials.
+    Writes RUN/evaluation/encoders.json. For in-silico mice the ground-truth model is scored on the same trials,
+    and the ensemble's ratio to it is broken down by cell type and spatial-frequency band (cycles/degree).
     """
     from v1recon.training.evaluate import EVALUATION_FILE, evaluate_run, format_table
 
