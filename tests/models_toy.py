@@ -12,6 +12,9 @@ TINY_DWISE = dict(
     core_features=(4, 4, 4, 4, 8, 8, 8, 8, 8), expansion_ratio=2, se_reduce_ratio=4, cortex_features=(16, 16, 32)
 )
 TINY_FAST = dict(channels=(4, 6), temporal_kernels=(5, 3), train_predicted_frames=6)
+TINY_SUBUNIT = dict(
+    window=7, orientations=2, periods_px=(4.0,), sigmas_px=(2.0,), temporal_frames=4, train_predicted_frames=6
+)
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from models_toy import TINY_DWISE, TINY_FAST, inputs, one_thread, tiny_dwise  # noqa: F401 (fixture)
+from models_toy import TINY_DWISE, TINY_FAST, TINY_SUBUNIT, inputs, one_thread, tiny_dwise  # noqa: F401 (fixture)
 
 from v1recon.errors import V1ReconError
 from v1recon.models import BoundEncoder, EnsembleEncoder, build_model, load_model, save_model
@@ -153,7 +153,13 @@ def test_fast3d_train_forward_and_response_mean():
 
 
 @pytest.mark.parametrize(
-    "preset,overrides", [("small", TINY_DWISE), ("fast3d", TINY_FAST), ("fast3d", {**TINY_FAST, "readout": "free"})]
+    "preset,overrides",
+    [
+        ("small", TINY_DWISE),
+        ("fast3d", TINY_FAST),
+        ("fast3d", {**TINY_FAST, "readout": "free"}),
+        ("subunit", TINY_SUBUNIT),
+    ],
 )
 def test_save_load_round_trip(tmp_path, preset, overrides):
     torch.manual_seed(0)

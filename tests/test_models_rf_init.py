@@ -12,24 +12,26 @@ from v1recon.sim import GroundTruthV1
 from v1recon.sim.stimuli import natural_movie
 
 
-def test_energy_maps_shape_and_delay():
+@pytest.mark.parametrize("full_resolution", [False, True])
+def test_energy_maps_shape_and_delay(full_resolution):
     video = np.full((40, *FRAME_SHAPE), 127.5, np.float32)
     video[10, 10:20, 20:30] = 255  # one bright patch in frame 10
-    e = energy_maps(video)
-    assert e.shape == (40, 4, 18, 32)
+    e = energy_maps(video, full_resolution)
+    assert e.shape == (40, 8 if full_resolution else 4, 18, 32)
     per_frame = e.sum((1, 2, 3))
     assert per_frame[:12].abs().max() < 1e-4  # the response kernel starts 2 frames after the stimulus
     assert int(per_frame.argmax()) == 12
 
 
-def test_positions_match_the_true_receptive_fields():
+@pytest.mark.parametrize("full_resolution", [False, True])
+def test_positions_match_the_true_receptive_fields(full_resolution):
     truth = GroundTruthV1.random(40, seed=3, calibration_trials=1)
     rng = np.random.default_rng(0)
     videos = [natural_movie(rng, 150, "train") for _ in range(10)]
     behaviour = torch.from_numpy(np.stack([truth.resting_behaviour(150)] * len(videos)))
     with torch.no_grad():
         responses = truth(torch.from_numpy(np.stack(videos)), behaviour).numpy()
-    positions, peak = rf_positions(videos, list(responses))
+    positions, peak = rf_positions(videos, list(responses), full_resolution=full_resolution)
     row, col = truth.rf_centres_px().T
     true_xy = np.stack([(col + 0.5) * 2 / FRAME_SHAPE[1] - 1, (row + 0.5) * 2 / FRAME_SHAPE[0] - 1], axis=1)
     error_px = np.abs(positions - true_xy) * np.array(FRAME_SHAPE[::-1]) / 2  # back to pixels

@@ -183,3 +183,27 @@ def test_evaluate_refuses_a_checkpoint_of_another_architecture(run, tmp_path):
     shutil.copy(tmp_path / "other.safetensors", copy / "models" / "model-1.safetensors")
     with pytest.raises(V1ReconError, match="model-1.safetensors.*does not match the architecture"):
         load_encoders(copy, "insilico-s0-m0")
+
+
+def test_subunit_model_starts_from_the_data_and_trains(data, tmp_path):
+    from v1recon.data import open_recordings
+    from v1recon.models import build_model, load_model
+    from v1recon.training.clips import load_training_trials
+    from v1recon.training.config import train_config
+    from v1recon.training.splits import plan_splits
+    from v1recon.training.trainer import Trainer
+
+    mice = [load_training_trials(r, 7) for r in open_recordings(data)]
+    torch.manual_seed(0)
+    small = dict(window=9, orientations=2, periods_px=(4.0, 8.0), sigmas_px=(2.0, 3.0), temporal_frames=6)
+    model = build_model("subunit", [m.n_neurons for m in mice], train_predicted_frames=6, **small)
+    before = model.readouts[0].coefficients.detach().clone()
+    config = train_config("subunit", epochs=1, samples_per_epoch=8, batch_size=4, val_trials=2)
+    split = plan_splits(1, "seeds", seed=3)[0]
+    trainer = Trainer(model, mice, split, config, tmp_path / "s", "cpu", {"preset": "subunit"}, progress=False)
+    centres = model.readouts[0].centre
+    assert len({tuple(c) for c in centres.tolist()}) > 1  # windows placed per neuron, not all at the default
+    assert not torch.allclose(model.readouts[0].coefficients, before)  # filters started from the data
+    trainer.fit()
+    loaded, saved = load_model(tmp_path / "s")
+    assert saved["preset"] == "subunit" and torch.equal(loaded.readouts[0].centre, model.readouts[0].centre)

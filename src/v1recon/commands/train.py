@@ -15,7 +15,9 @@ def train(
     out: Path = typer.Option(
         ..., "--out", "-o", help="Run folder to write (re-running with the same options resumes)."
     ),
-    preset: str = typer.Option("small", help="Model preset: paper, small or fast3d (training recipe follows it)."),
+    preset: str = typer.Option(
+        "small", help="Model preset: paper, small, fast3d or subunit (training recipe follows it)."
+    ),
     models: int = typer.Option(3, "--models", min=1, help="Number of models in the ensemble."),
     ensemble: str = typer.Option(
         "folds", help="folds: model k validates on fold k+1 and trains on the others; seeds: same split, new seeds."

@@ -79,23 +79,30 @@ class RunningNorm(nn.Module):
         return (x - self.mean[:, None]) / (self.var[:, None].sqrt() + 1e-6)
 
 
-def gabor_bank(n_filters: int, size: int) -> torch.Tensor:
+def gabor_bank(
+    n_filters: int, size: int, periods_px: tuple[float, ...] | None = None, sigmas_px: tuple[float, ...] | None = None
+) -> torch.Tensor:
     """(n_filters, 1, 1, size, size) zero-mean unit-norm Gabors: even/odd pairs over orientations, then periods.
 
-    Up to 4 pairs share one period (6 px of the pooled frame); more pairs add a finer period (4 px).
+    periods_px: carrier periods in pixels of the filtered frame; sigmas_px: their envelope sigmas (default 0.35
+    period). By default up to 4 pairs share one period (6 px of the frame pooled by 2) and more pairs add a finer
+    one (4 px).
     """
     r = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     y, x = torch.meshgrid(r, r, indexing="ij")
     pairs = max(1, n_filters // 2)
-    period_px = (6.0,) if pairs <= 4 else (6.0, 4.0)
-    n_orient = math.ceil(pairs / len(period_px))
+    if periods_px is None:
+        periods_px = (6.0,) if pairs <= 4 else (6.0, 4.0)
+    n_orient = math.ceil(pairs / len(periods_px))
     filters = []
     for k in range(n_filters):
         pair = k // 2
         theta = math.pi * (pair % n_orient) / n_orient
-        period = period_px[(pair // n_orient) % len(period_px)]
+        scale = (pair // n_orient) % len(periods_px)
+        period = periods_px[scale]
+        sigma = 0.35 * period if sigmas_px is None else sigmas_px[scale]
         u = x * math.cos(theta) + y * math.sin(theta)
-        envelope = torch.exp(-(x**2 + y**2) / (2 * (0.35 * period) ** 2))
+        envelope = torch.exp(-(x**2 + y**2) / (2 * sigma**2))
         g = envelope * torch.cos(2 * math.pi * u / period - (math.pi / 2) * (k % 2))
         g = g - g.mean()
         filters.append(g / g.norm().clamp(min=1e-6))

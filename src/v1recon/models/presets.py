@@ -6,8 +6,9 @@ from v1recon.errors import V1ReconError
 from v1recon.models.base import MultiMouseModel
 from v1recon.models.dwiseneuro import PAPER_KWARGS, DwiseNeuro
 from v1recon.models.factorised import FAST3D_KWARGS, Fast3d
+from v1recon.models.subunit import SUBUNIT_KWARGS, Subunit
 
-ARCHITECTURES: dict[str, type[MultiMouseModel]] = {"dwiseneuro": DwiseNeuro, "fast3d": Fast3d}
+ARCHITECTURES: dict[str, type[MultiMouseModel]] = {"dwiseneuro": DwiseNeuro, "fast3d": Fast3d, "subunit": Subunit}
 
 # preset -> (architecture, keyword arguments); configs are plain data so they round-trip through JSON.
 PRESETS: dict[str, tuple[str, dict]] = {
@@ -26,6 +27,9 @@ PRESETS: dict[str, tuple[str, dict]] = {
     ),
     # Factorised causal 3-D convolutions + Gaussian readout: the fastest to train and to reconstruct through.
     "fast3d": ("fast3d", dict(FAST3D_KWARGS)),
+    # Each neuron's own quadrature pair of Gabor-basis filters at its receptive field (a V1 energy model): places
+    # fine-grained neurons precisely; starts from RF centres and filters estimated from the data (~1 min per mouse).
+    "subunit": ("subunit", dict(SUBUNIT_KWARGS)),
 }
 
 

@@ -156,7 +156,8 @@ class Trainer:
             self._init_from_data()
 
     def _init_from_data(self) -> None:
-        """Let models that offer it start from the data's behaviour statistics, mean responses and RF positions.
+        """Let models that offer it start from the data's behaviour statistics, mean responses, RF positions and
+        (subunit models) RF filters.
 
         Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place.
         """
@@ -168,11 +169,14 @@ class Trainer:
                 total = sum(mouse.responses[i].sum(1, dtype=np.float64) for i in idx)
                 frames = sum(mouse.responses[i].shape[1] for i in idx)
                 self.model.set_response_mean(m, (total / frames).astype(np.float32))
+            videos, responses = [mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx]
             if hasattr(self.model, "set_readout_positions"):
                 from v1recon.models.rf_init import rf_positions
 
-                positions, _ = rf_positions([mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx])
-                self.model.set_readout_positions(m, positions)
+                options = getattr(self.model, "rf_init_options", {})
+                self.model.set_readout_positions(m, rf_positions(videos, responses, **options)[0])
+            if hasattr(self.model, "init_filters"):
+                self.model.init_filters(m, videos, responses)
         self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
 
     # -- state -------------------------------------------------------------------------------------------------
