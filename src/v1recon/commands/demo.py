@@ -20,7 +20,9 @@ def demo(
         D.sim_preset, "--sim-preset", help="In-silico mouse preset: tiny, default or paper."
     ),
     mice: int = typer.Option(D.mice, "--mice", help="Number of simulated mice."),
-    model_preset: str = typer.Option(D.model_preset, "--model-preset", help="Encoder preset: fast3d, small or paper."),
+    model_preset: str = typer.Option(
+        D.model_preset, "--model-preset", help="Encoder preset: fast3d, subunit, small or paper."
+    ),
     models: int = typer.Option(D.models, "--models", help="Models in the ensemble."),
     train_minutes: float = typer.Option(
         D.train_minutes,

@@ -1,4 +1,5 @@
-"""Encoding models: DwiseNeuro (published architecture and checkpoints), a fast factorised model, ensembles."""
+"""Encoding models: DwiseNeuro (published architecture and checkpoints), a fast factorised model, a per-neuron
+subunit model, ensembles."""
 
 from v1recon.models.base import Encoder, MultiMouseModel, check_encoder_inputs
 from v1recon.models.checkpoint import export_published_checkpoint, load_published_checkpoint
@@ -7,6 +8,7 @@ from v1recon.models.ensemble import BoundEncoder, EnsembleEncoder
 from v1recon.models.factorised import Fast3d
 from v1recon.models.presets import PRESETS, build_architecture, build_model
 from v1recon.models.store import load_model, save_model
+from v1recon.models.subunit import Subunit
 
 __all__ = [
     "PRESETS",
@@ -16,6 +18,7 @@ __all__ = [
     "EnsembleEncoder",
     "Fast3d",
     "MultiMouseModel",
+    "Subunit",
     "build_architecture",
     "build_model",
     "check_encoder_inputs",
