@@ -207,7 +207,33 @@ class Shifter(nn.Module):
         return F.grid_sample(frames, grid, align_corners=False).reshape(b, t, 1, h, w).transpose(1, 2)
 
 
-class Fast3d(MultiMouseModel):
+class CausalWholeTrialModel(MultiMouseModel):
+    """A model that predicts whole trials in one causal pass, `predict(video, behaviour, mouse, start)`, and keeps each
+    mouse's behaviour normalisation in `readouts[mouse].behaviour_norm` (fast3d and subunit)."""
+
+    def forward(self, video, behaviour, mouse):
+        return self.predict(video, behaviour, mouse)
+
+    def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_forward(self, video, behaviour, mouse):
+        """A clip of `train_clip_frames` frames -> predictions for its frames after the context (B, N, K)."""
+        idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
+        return self.predict(video, behaviour, mouse, start=self.context_frames), idx
+
+    @torch.no_grad()
+    def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
+        """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
+        self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
+
+
+def inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    """x with softplus(x) = y (y > 0)."""
+    return y + torch.log(-torch.expm1(-y))
+
+
+class Fast3d(CausalWholeTrialModel):
     """Factorised causal 3-D convolution core shared across mice, one Gaussian readout (+ shifter) per mouse.
 
     forward(video (B,T,36,64), behaviour (B,4,T), mouse) -> (B, N, T) for any T >= 1 in one causal pass.
@@ -263,9 +289,6 @@ class Fast3d(MultiMouseModel):
             x = F.avg_pool3d(x, (1, d, d), ceil_mode=True)
         return self.core(x)
 
-    def forward(self, video, behaviour, mouse):
-        return self.predict(video, behaviour, mouse)
-
     def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
         """Responses (B, N, T - start) to frames start..T-1; earlier frames serve only as temporal context."""
         mouse = self.check_mouse(mouse)
@@ -278,16 +301,6 @@ class Fast3d(MultiMouseModel):
         out = F.softplus(drive) if self.kwargs["output"] == "softplus" else F.elu(drive) + 1.0
         gain = readout.gain(beh)
         return out if gain is None else out * gain
-
-    def train_forward(self, video, behaviour, mouse):
-        """A clip of `train_clip_frames` frames -> predictions for its frames after the context (B, N, K)."""
-        idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
-        return self.predict(video, behaviour, mouse, start=self.context_frames), idx
-
-    @torch.no_grad()
-    def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
-        """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
-        self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
 
     @torch.no_grad()
     def set_readout_positions(self, mouse: int, positions, sigma: float = KNOWN_POSITION_SIGMA) -> None:
@@ -304,6 +317,6 @@ class Fast3d(MultiMouseModel):
         mean = torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-3)
         readout = self.readouts[self.check_mouse(mouse)]
         if self.kwargs["output"] == "softplus":
-            readout.bias.copy_(mean + torch.log(-torch.expm1(-mean)))  # inverse softplus
+            readout.bias.copy_(inverse_softplus(mean))
         else:
             readout.bias.copy_(torch.where(mean >= 1, mean - 1, torch.log(mean)))  # inverse of elu + 1

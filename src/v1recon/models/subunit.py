@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from v1recon import FRAME_SHAPE
-from v1recon.models.base import MultiMouseModel, check_encoder_inputs
-from v1recon.models.factorised import RunningNorm, Shifter, gabor_bank
+from v1recon.models.base import check_encoder_inputs
+from v1recon.models.factorised import CausalWholeTrialModel, RunningNorm, Shifter, gabor_bank, inverse_softplus
 
 SUBUNIT_KWARGS = dict(
     window=17,  # pixels per side of each neuron's filter window (full resolution)
@@ -68,7 +68,7 @@ class SubunitReadout(nn.Module):
         self.behaviour_gain = nn.Parameter(torch.zeros(n_neurons, 4))
 
 
-class Subunit(MultiMouseModel):
+class Subunit(CausalWholeTrialModel):
     """Per-neuron quadrature subunits on a fixed Gabor basis (see the module docstring), one readout per mouse.
 
     forward(video (B,T,36,64), behaviour (B,4,T), mouse) -> (B, N, T) for any T >= 1 in one causal pass.
@@ -130,9 +130,6 @@ class Subunit(MultiMouseModel):
         pools = torch.exp(-d2 / (2 * self.kwargs["pool_sigma_px"] ** 2)).reshape(r.n_neurons, -1)
         return (pools / pools.sum(1, keepdim=True)).T
 
-    def forward(self, video, behaviour, mouse):
-        return self.predict(video, behaviour, mouse)
-
     def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
         """Responses (B, N, T - start) to frames start..T-1; earlier frames serve only as temporal context."""
         from v1recon.sim.model import causal_conv  # (the simulator imports the models package)
@@ -166,21 +163,12 @@ class Subunit(MultiMouseModel):
         gain = torch.exp(torch.einsum("bkt,nk->bnt", beh, r.behaviour_gain).clamp(-5, 5))
         return F.softplus(drive) * gain
 
-    def train_forward(self, video, behaviour, mouse):
-        """A clip of `train_clip_frames` frames -> predictions for its frames after the context (B, N, K)."""
-        idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
-        return self.predict(video, behaviour, mouse, start=self.context_frames), idx
-
     # -- starting points from the data ---------------------------------------------------------------------------
-    @torch.no_grad()
-    def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
-        self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
-
     @torch.no_grad()
     def set_response_mean(self, mouse: int, mean) -> None:
         """Initialise the bias so that a zero drive predicts each neuron's mean response (N,)."""
         mean = torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-3)
-        self.readouts[self.check_mouse(mouse)].bias.copy_(mean + torch.log(-torch.expm1(-mean)))
+        self.readouts[self.check_mouse(mouse)].bias.copy_(inverse_softplus(mean))
 
     @torch.no_grad()
     def set_readout_positions(self, mouse: int, positions, sigma: float | None = None) -> None:

@@ -65,19 +65,10 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
         cutmix_prob=0.0,
         val_trials=8,
     ),
-    # The subunit model: the fast3d recipe (few shared parameters, data-driven starting points).
-    "subunit": TrainConfig(
-        epochs=6,
-        samples_per_epoch=1536,
-        batch_size=8,
-        lr=2e-2,
-        weight_decay=0.0,
-        warmup_epochs=0.25,
-        cutmix_prob=0.0,
-        val_trials=8,
-    ),
     "tiny": TrainConfig(epochs=2, samples_per_epoch=16, batch_size=4, warmup_epochs=0.5, val_trials=2),
 }
+# The subunit model has the same needs (few shared parameters, data-driven starting points).
+TRAIN_PRESETS["subunit"] = TRAIN_PRESETS["fast3d"]
 DEFAULT_TRAIN_PRESET = "small"
 
 
