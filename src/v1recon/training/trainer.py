@@ -161,7 +161,10 @@ class Trainer:
 
         Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place.
         """
-        for m, (mouse, idx) in enumerate(zip(self.mice, self.train_indices, strict=True)):
+        pairs = list(zip(self.mice, self.train_indices, strict=True))
+        # a bar per mouse: the subunit model's full-resolution RF search and filter start take about a minute each
+        bar = tqdm(pairs, desc="starting points from the data", unit="mouse", leave=False, disable=not self.progress)
+        for m, (mouse, idx) in enumerate(bar):
             if hasattr(self.model, "set_behaviour_statistics"):
                 beh = np.concatenate([mouse.behaviour[i] for i in idx], axis=1)
                 self.model.set_behaviour_statistics(m, beh.mean(1), beh.std(1) + 1e-6)
