@@ -62,6 +62,14 @@ def module_state(module: torch.nn.Module, training: bool, requires_grad: Sequenc
         module.train(saved_training)
 
 
+def with_defaults(defaults: dict, kwargs: dict, architecture: str) -> dict:
+    """An architecture's keyword arguments: `defaults` updated by `kwargs`; unknown names raise a TypeError."""
+    unknown = set(kwargs) - set(defaults)
+    if unknown:
+        raise TypeError(f"unknown {architecture} arguments: {sorted(unknown)}")
+    return {**defaults, **kwargs}
+
+
 class MultiMouseModel(torch.nn.Module):
     """A network with a shared core and one readout per mouse; what the trainer trains.
 

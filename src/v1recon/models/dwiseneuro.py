@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from v1recon.models.base import MultiMouseModel, check_encoder_inputs, module_state
+from v1recon.models.base import MultiMouseModel, check_encoder_inputs, module_state, with_defaults
 
 WINDOW_SIZE = 16  # frames per window
 WINDOW_STEP = 2  # take every 2nd frame
@@ -258,10 +258,7 @@ class DwiseNeuro(MultiMouseModel):
 
     def __init__(self, readout_outputs, memory_budget_bytes: int | None = None, **kwargs) -> None:
         super().__init__()
-        kw = {**PAPER_KWARGS, **kwargs}
-        unknown = set(kw) - set(PAPER_KWARGS)
-        if unknown:
-            raise TypeError(f"unknown DwiseNeuro arguments: {sorted(unknown)}")
+        kw = with_defaults(PAPER_KWARGS, kwargs, "DwiseNeuro")
         kw["core_features"], kw["spatial_strides"] = tuple(kw["core_features"]), tuple(kw["spatial_strides"])
         kw["cortex_features"] = tuple(kw["cortex_features"])
         self.kwargs = {"readout_outputs": tuple(int(n) for n in readout_outputs), **kw}

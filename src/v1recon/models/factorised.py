@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v1recon import FRAME_SHAPE
-from v1recon.models.base import MultiMouseModel, check_encoder_inputs
+from v1recon.models.base import MultiMouseModel, check_encoder_inputs, with_defaults
 
 FAST3D_KWARGS = dict(
     downsample=2,  # average-pool the 36x64 frame by this factor first
@@ -243,10 +243,7 @@ class Fast3d(CausalWholeTrialModel):
 
     def __init__(self, neuron_counts, **kwargs) -> None:
         super().__init__()
-        kw = {**FAST3D_KWARGS, **kwargs}
-        unknown = set(kw) - set(FAST3D_KWARGS)
-        if unknown:
-            raise TypeError(f"unknown fast3d arguments: {sorted(unknown)}")
+        kw = with_defaults(FAST3D_KWARGS, kwargs, "fast3d")
         for key in ("channels", "spatial_kernels", "spatial_strides", "temporal_kernels"):
             kw[key] = tuple(int(v) for v in kw[key])
         if kw["output"] not in ("softplus", "elu1"):

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v1recon import FRAME_SHAPE
-from v1recon.models.base import check_encoder_inputs
+from v1recon.models.base import check_encoder_inputs, with_defaults
 from v1recon.models.factorised import CausalWholeTrialModel, RunningNorm, Shifter, gabor_bank, inverse_softplus
 
 SUBUNIT_KWARGS = dict(
@@ -79,10 +79,7 @@ class Subunit(CausalWholeTrialModel):
 
     def __init__(self, neuron_counts, **kwargs) -> None:
         super().__init__()
-        kw = {**SUBUNIT_KWARGS, **kwargs}
-        unknown = set(kw) - set(SUBUNIT_KWARGS)
-        if unknown:
-            raise TypeError(f"unknown subunit arguments: {sorted(unknown)}")
+        kw = with_defaults(SUBUNIT_KWARGS, kwargs, "subunit")
         kw["periods_px"], kw["sigmas_px"] = tuple(map(float, kw["periods_px"])), tuple(map(float, kw["sigmas_px"]))
         if len(kw["periods_px"]) != len(kw["sigmas_px"]) or int(kw["window"]) % 2 == 0:
             raise ValueError("periods_px and sigmas_px must have equal lengths and the window an odd size")
