@@ -26,7 +26,7 @@ def test_subunit_is_causal_non_negative_and_differentiable_in_the_video():
     model(v, behaviour, 0).sum().backward()
     assert v.grad.abs().sum() > 0
     pred, idx = model.train_forward(*inputs(2, model.train_clip_frames), 0)
-    assert pred.shape == (2, 5, 6) and idx.tolist() == list(range(3, 9))
+    assert pred.shape == (2, 5, 6) and idx.tolist() == list(range(5, 11))  # 3 + 2 frames of context
 
 
 def test_windows_sit_at_the_requested_pixels():
@@ -36,15 +36,38 @@ def test_windows_sit_at_the_requested_pixels():
     model.set_readout_positions(0, torch.stack([x, y], 1))
     assert model.readouts[0].centre.tolist() == [[3, 10], [30, 50]]
     # a frame with one bright pixel at a neuron's centre gives that neuron's central filter taps
-    frame = torch.zeros(36 * 64)
-    frame[30 * 64 + 50] = 1.0
-    pad = model.window // 2
-    padded = torch.nn.functional.pad(frame.view(36, 64), (pad,) * 4).reshape(-1)
-    linear = (padded @ model.spatial_filters(0)).view(2, 2)  # neuron, even/odd
+    frame = torch.zeros(1, 36, 64)
+    frame[0, 30, 50] = 1.0
+    linear = model.linear_responses(frame, 0)[0]  # neuron, even/odd
     filters = torch.einsum("nqf,fk->nqk", model.readouts[0].coefficients, model.basis)
     centre_tap = model.window**2 // 2
     assert torch.allclose(linear[1], filters[1, :, centre_tap], atol=1e-6)
     assert torch.allclose(linear[0], torch.zeros(2))  # the other window does not reach that pixel
+
+
+def test_tiled_filters_and_contrast_match_whole_frame_formulas():
+    """The tiled window products and the separable contrast pool equal their direct whole-frame definitions."""
+    torch.manual_seed(0)
+    model = build_model("subunit", [40], **TINY_SUBUNIT)
+    r = model.readouts[0]
+    r.centre.copy_(torch.stack([torch.randint(0, 36, (40,)), torch.randint(0, 64, (40,))], 1))  # many tiles, edges
+    frames = torch.randn(3, 36, 64)
+    k, pad = model.window, model.window // 2
+    padded = torch.nn.functional.pad(frames, (pad,) * 4)
+    filters = torch.einsum("nqf,fk->nqk", r.coefficients, model.basis).view(40, 2, k, k)
+    direct = torch.stack([
+        torch.einsum("fij,qij->fq", padded[:, row : row + k, col : col + k], filters[n])
+        for n, (row, col) in enumerate(r.centre.tolist())
+    ], 1)  # fmt: skip
+    assert torch.allclose(model.linear_responses(frames, 0), direct, atol=1e-5)
+    rows, cols = torch.meshgrid(torch.arange(36.0), torch.arange(64.0), indexing="ij")
+    sigma = model.kwargs["pool_sigma_px"]
+    for n, (row, col) in enumerate(r.centre.tolist()):
+        pool = torch.exp(-((rows - row) ** 2 + (cols - col) ** 2) / (2 * sigma**2))
+        pool = pool / pool.sum()
+        mean = (frames * pool).sum((1, 2))
+        variance = (frames**2 * pool).sum((1, 2)) - mean**2
+        assert torch.allclose(model.local_contrast(frames, 0)[:, n], variance, atol=1e-5)
 
 
 def test_covariance_start_recovers_a_planted_quadrature_pair():
@@ -69,7 +92,7 @@ def test_covariance_start_recovers_a_planted_quadrature_pair():
         shifted = np.concatenate([np.zeros((3, 2)), rates[:, :-2]], 1)  # responses follow by 2 frames
         videos.append(video)
         responses.append((shifted + rng.normal(0, 0.1, shifted.shape)).astype(np.float32))
-    model.init_filters(0, videos, responses)
+    model.set_filters(0, model.filter_start(0, videos, responses))
     found = torch.einsum("nqf,fk->nqk", model.readouts[0].coefficients, model.basis)  # (3, 2, 81)
     for n, j in enumerate(planted):
         q, _ = torch.linalg.qr(found[n].T)  # orthonormal basis of the found pair

@@ -207,3 +207,33 @@ def test_subunit_model_starts_from_the_data_and_trains(data, tmp_path):
     trainer.fit()
     loaded, saved = load_model(tmp_path / "s")
     assert saved["preset"] == "subunit" and torch.equal(loaded.readouts[0].centre, model.readouts[0].centre)
+
+
+def test_models_of_a_run_share_one_rf_start_per_mouse_from_their_common_folds(data, tmp_path, monkeypatch):
+    import v1recon.models.rf_init as rf_init
+    from v1recon.data import open_recordings
+    from v1recon.models import build_model
+    from v1recon.training.clips import load_training_trials
+    from v1recon.training.config import train_config
+    from v1recon.training.splits import plan_splits
+    from v1recon.training.trainer import SharedStart, Trainer
+
+    mice = [load_training_trials(r, 7) for r in open_recordings(data)]
+    calls = []
+    search = rf_init.rf_positions
+    monkeypatch.setattr(rf_init, "rf_positions", lambda v, r, **kw: calls.append(len(v)) or search(v, r, **kw))
+    splits = plan_splits(2, "folds", seed=0)
+    shared = SharedStart((3, 4, 5, 6))  # the folds both models train on
+    config = train_config("subunit", epochs=1, samples_per_epoch=4, batch_size=2, val_trials=1)
+    small = dict(window=9, orientations=2, periods_px=(4.0,), sigmas_px=(2.0,), temporal_frames=6)
+    models = []
+    for split in splits:
+        torch.manual_seed(split.seed)
+        model = build_model("subunit", [m.n_neurons for m in mice], train_predicted_frames=6, **small)
+        Trainer(model, mice, split, config, tmp_path / f"m{split.model_index}", "cpu", progress=False,
+                shared_start=shared)  # fmt: skip
+        models.append(model)
+    clip = models[0].train_clip_frames
+    assert calls == [len(m.indices(shared.folds, min_frames=clip)) for m in mice]  # once per mouse, common folds
+    for a, b in zip(models[0].readouts, models[1].readouts, strict=True):
+        assert torch.equal(a.centre, b.centre) and torch.equal(a.coefficients, b.coefficients)

@@ -7,11 +7,13 @@ truth's correlation with fast3d):
   36 x 64 frame, estimated from the data before training, see v1recon.models.rf_init);
 - its two spatial filters (a quadrature pair) are learned combinations of a fixed Gabor basis centred in the window
   (8 orientations x 5 periods x 2 phases), started from the response-weighted covariance of the basis responses
-  (`init_filters`, spike-triggered covariance);
+  (`filter_start`, spike-triggered covariance);
 - two learned temporal kernels shared by all neurons (fast, slow) filter both, and the drive is a learned weighting
   of the 4 linear responses, the 2 energies and the 2 opposite-direction motion energies, divided by the local RMS
   contrast (Gaussian pool around the centre, low-passed in time) plus a learned per-neuron constant;
-- behaviour adds a drive and a gain, and the pupil centre shifts the frame, as in fast3d (shared parts reused).
+- behaviour adds a drive and a gain, and the pupil centre shifts the frame, as in fast3d (shared parts reused);
+  a few tanh units of the behaviour add a saturating gain (in silico +0.01 of the truth's correlation);
+- a learned kernel shared by all neurons smooths the rate in time, as the calcium indicator does (+0.005).
 Whole trials run in one pass; the cost is one (pixels x 2N) matrix product per frame.
 """
 
@@ -35,9 +37,12 @@ SUBUNIT_KWARGS = dict(
     periods_px=(3.0, 4.5, 6.5, 10.0, 16.0),  # carrier periods of the basis (the in-silico RFs span 3-26 px)
     sigmas_px=(2.5, 2.5, 3.0, 3.5, 4.5),  # their envelope sigmas
     temporal_frames=12,  # length of the two shared temporal kernels (400 ms at 30 Hz)
+    calcium_frames=8,  # length of the shared kernel that smooths the rate (indicator and deconvolution)
+    behaviour_hidden=4,  # tanh units of behaviour per mouse whose weighted sum sets a further gain per neuron
     pool_sigma_px=5.0,  # Gaussian pool of the local contrast that divides the drive
     train_predicted_frames=30,
 )
+TILE = 8  # pixels per side of the tiles that group neurons by centre (see linear_responses)
 N_FEATURES = 8  # per neuron: even/odd x fast/slow linear responses, 2 energies, 2 motion energies
 
 
@@ -52,7 +57,7 @@ def biphasic_kernel(frames: int, rate: float, order: int) -> torch.Tensor:
 class SubunitReadout(nn.Module):
     """Per-neuron parameters of one mouse: centre pixel, filter-pair coefficients, feature weights, behaviour."""
 
-    def __init__(self, n_neurons: int, n_basis: int) -> None:
+    def __init__(self, n_neurons: int, n_basis: int, n_hidden: int) -> None:
         super().__init__()
         self.n_neurons = n_neurons
         self.behaviour_norm = RunningNorm(4)
@@ -66,6 +71,9 @@ class SubunitReadout(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_neurons))
         self.behaviour_drive = nn.Parameter(torch.zeros(n_neurons, 4))
         self.behaviour_gain = nn.Parameter(torch.zeros(n_neurons, 4))
+        # gains saturate with running speed: a few shared tanh units of the behaviour, weighted per neuron
+        self.behaviour_hidden = nn.Linear(4, n_hidden)
+        self.hidden_gain = nn.Parameter(torch.zeros(n_neurons, n_hidden))
 
 
 class Subunit(CausalWholeTrialModel):
@@ -86,8 +94,8 @@ class Subunit(CausalWholeTrialModel):
         self.kwargs = kw
         self.neuron_counts = [int(n) for n in neuron_counts]
         self.window = int(kw["window"])
-        frames = int(kw["temporal_frames"])
-        self.context_frames = frames - 1
+        frames, calcium = int(kw["temporal_frames"]), int(kw["calcium_frames"])
+        self.context_frames = frames - 1 + calcium - 1
         self.train_clip_frames = self.context_frames + int(kw["train_predicted_frames"])
         n_filters = 2 * int(kw["orientations"]) * len(kw["periods_px"])
         bank = gabor_bank(n_filters, self.window, kw["periods_px"], kw["sigmas_px"])
@@ -95,7 +103,9 @@ class Subunit(CausalWholeTrialModel):
         self.temporal = nn.Parameter(torch.stack([biphasic_kernel(frames, 1.15, 3), biphasic_kernel(frames, 1.0, 5)]))
         lowpass = torch.arange(frames, dtype=torch.float32) * torch.exp(-torch.arange(frames) / 2.0)
         self.contrast_logits = nn.Parameter(torch.log(lowpass / lowpass.sum() + 1e-3))  # softmax -> kernel
-        self.readouts = nn.ModuleList(SubunitReadout(n, n_filters) for n in self.neuron_counts)
+        self.calcium_logits = nn.Parameter(-torch.arange(calcium, dtype=torch.float32) / 2.5)  # softmax -> kernel
+        hidden = int(kw["behaviour_hidden"])
+        self.readouts = nn.ModuleList(SubunitReadout(n, n_filters, hidden) for n in self.neuron_counts)
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts)
 
     # -- the forward pass --------------------------------------------------------------------------------------
@@ -106,26 +116,44 @@ class Subunit(CausalWholeTrialModel):
                                 indexing="ij")  # fmt: skip
         return (centre[:, :1] + dy.reshape(1, -1)) * (FRAME_SHAPE[1] + 2 * pad) + centre[:, 1:] + dx.reshape(1, -1)
 
-    def spatial_filters(self, mouse: int) -> torch.Tensor:
-        """Every neuron's filter pair laid out on the padded frame: (padded pixels, 2N), columns even_n, odd_n."""
-        r = self.readouts[mouse]
-        pad = self.window // 2
-        pixels = (FRAME_SHAPE[0] + 2 * pad) * (FRAME_SHAPE[1] + 2 * pad)
-        filters = torch.einsum("nqf,fk->nkq", r.coefficients, self.basis)  # (N, window^2, 2)
-        neuron = torch.arange(r.n_neurons, device=filters.device).repeat_interleave(self.window**2)
-        dense = filters.new_zeros(pixels, r.n_neurons, 2)
-        dense = dense.index_put((self._window_index(r.centre).reshape(-1), neuron), filters.reshape(-1, 2))
-        return dense.reshape(pixels, 2 * r.n_neurons)
+    def linear_responses(self, x: torch.Tensor, mouse: int) -> torch.Tensor:
+        """(F, N, 2) responses of every neuron's filter pair to F frames x (F, 36, 64) (even, odd).
 
-    def contrast_pools(self, mouse: int) -> torch.Tensor:
-        """(36*64, N) normalised Gaussian pools around each neuron's centre (local contrast)."""
+        Neurons are grouped by the TILE x TILE pixel tile of their centre and each group reads only the crop its
+        windows cover, so the cost is ~7x below that of one product over the whole frame for every neuron.
+        """
         r = self.readouts[mouse]
-        rows = torch.arange(FRAME_SHAPE[0], device=r.centre.device, dtype=torch.float32)
-        cols = torch.arange(FRAME_SHAPE[1], device=r.centre.device, dtype=torch.float32)
-        row, col = r.centre.float().T
-        d2 = (rows[None, :, None] - row[:, None, None]) ** 2 + (cols[None, None, :] - col[:, None, None]) ** 2
-        pools = torch.exp(-d2 / (2 * self.kwargs["pool_sigma_px"] ** 2)).reshape(r.n_neurons, -1)
-        return (pools / pools.sum(1, keepdim=True)).T
+        k, pad = self.window, self.window // 2
+        padded = F.pad(x, (pad, pad, pad, pad))
+        filters = torch.einsum("nqf,fk->nkq", r.coefficients, self.basis)  # (N, window^2, 2)
+        dy, dx = torch.meshgrid(torch.arange(k, device=x.device), torch.arange(k, device=x.device), indexing="ij")
+        tile = r.centre // TILE
+        keys = tile[:, 0] * FRAME_SHAPE[1] + tile[:, 1]
+        outputs, order = [], []
+        for key in torch.unique(keys).tolist():
+            idx = torch.nonzero(keys == key)[:, 0]
+            r0, c0 = (key // FRAME_SHAPE[1]) * TILE, (key % FRAME_SHAPE[1]) * TILE
+            crop = padded[:, r0 : r0 + TILE + k - 1, c0 : c0 + TILE + k - 1]
+            h, w = crop.shape[1:]
+            local = (r.centre[idx, :1] - r0 + dy.reshape(1, -1)) * w + r.centre[idx, 1:] - c0 + dx.reshape(1, -1)
+            column = torch.arange(len(idx), device=x.device).repeat_interleave(k * k)
+            dense = filters.new_zeros(h * w, len(idx), 2)
+            dense = dense.index_put((local.reshape(-1), column), filters[idx].reshape(-1, 2))
+            outputs.append((crop.reshape(crop.shape[0], -1) @ dense.reshape(h * w, -1)).view(-1, len(idx), 2))
+            order.append(idx)
+        return torch.cat(outputs, 1)[:, torch.argsort(torch.cat(order))]
+
+    def local_contrast(self, x: torch.Tensor, mouse: int) -> torch.Tensor:
+        """(F, N) variance of frames x (F, 36, 64) under a Gaussian pool (sigma pool_sigma_px, cut at the frame
+        edge and renormalised) around each neuron's centre: separable blurs of x and x^2 read at the centres."""
+        r = self.readouts[mouse]
+        rows, cols = (torch.arange(n, device=x.device, dtype=torch.float32) for n in FRAME_SHAPE)
+        g_rows, g_cols = (torch.exp(-((v[:, None] - v[None, :]) ** 2) / (2 * self.kwargs["pool_sigma_px"] ** 2))
+                          for v in (rows, cols))  # fmt: skip
+        weight = g_rows.sum(1)[:, None] * g_cols.sum(1)[None, :]  # (36, 64) pool mass inside the frame
+        moments = g_rows @ torch.stack([x, x * x], 1) @ g_cols / weight  # (F, 2, 36, 64) local mean, mean square
+        at_centre = moments.flatten(2)[:, :, r.centre[:, 0] * FRAME_SHAPE[1] + r.centre[:, 1]]  # (F, 2, N)
+        return (at_centre[:, 1] - at_centre[:, 0] ** 2).clamp_min(0)
 
     def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
         """Responses (B, N, T - start) to frames start..T-1; earlier frames serve only as temporal context."""
@@ -139,26 +167,28 @@ class Subunit(CausalWholeTrialModel):
         b, t = video.shape[:2]
         x = (video.float()[:, None] - 127.5) / 64.0
         x = self.shifters[mouse](x, beh[:, 2:])[:, 0]  # (B, T, 36, 64), moved with the eye
-        pad = self.window // 2
-        linear = F.pad(x, (pad, pad, pad, pad)).reshape(b * t, -1) @ self.spatial_filters(mouse)
-        linear = linear.view(b, t, n, 2).permute(0, 3, 2, 1)  # (B, even/odd, N, T)
+        frames = x.reshape(b * t, *FRAME_SHAPE)
+        linear = self.linear_responses(frames, mouse).view(b, t, n, 2).permute(0, 3, 2, 1)  # (B, even/odd, N, T)
         linear = causal_conv(linear[:, :, None], self.temporal[:, None])  # (B, even/odd, fast/slow, N, T)
-        ef, es, of, os_ = linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]
+        # the rate is needed from calcium_frames - 1 frames before `start` on, for the calcium kernel
+        first = max(0, start - self.calcium_logits.numel() + 1)
+        ef, es, of, os_ = (v[..., first:] for v in (linear[:, 0, 0], linear[:, 0, 1], linear[:, 1, 0], linear[:, 1, 1]))
         eps = 1e-4  # keeps the square roots differentiable at zero
         features = torch.stack([
             ef, of, es, os_,
             torch.sqrt(ef**2 + of**2 + eps), torch.sqrt(es**2 + os_**2 + eps),
             torch.sqrt((ef + os_) ** 2 + (of - es) ** 2 + eps), torch.sqrt((ef - os_) ** 2 + (of + es) ** 2 + eps),
-        ], 1)[..., start:]  # fmt: skip
-        flat = x.reshape(b * t, -1)
-        pools = self.contrast_pools(mouse)
-        variance = ((flat * flat) @ pools - (flat @ pools) ** 2).clamp_min(0).view(b, t, n).transpose(1, 2)
-        contrast = torch.sqrt(causal_conv(variance, torch.softmax(self.contrast_logits, 0)) + 1e-4)[..., start:]
-        beh = beh[:, :, start:]
+        ], 1)  # fmt: skip
+        variance = self.local_contrast(frames, mouse).view(b, t, n).transpose(1, 2)
+        contrast = torch.sqrt(causal_conv(variance, torch.softmax(self.contrast_logits, 0)) + 1e-4)[..., first:]
+        beh = beh[:, :, first:]
         drive = torch.einsum("bfnt,nf->bnt", features, r.weight) / (F.softplus(r.log_c50)[None, :, None] + contrast)
         drive = drive + r.bias[:, None] + torch.einsum("bkt,nk->bnt", beh, r.behaviour_drive)
-        gain = torch.exp(torch.einsum("bkt,nk->bnt", beh, r.behaviour_gain).clamp(-5, 5))
-        return F.softplus(drive) * gain
+        hidden = torch.tanh(r.behaviour_hidden(beh.transpose(1, 2))).transpose(1, 2)
+        gain_weight = torch.cat([r.behaviour_gain, r.hidden_gain], 1)
+        log_gain = torch.einsum("bkt,nk->bnt", torch.cat([beh, hidden], 1), gain_weight)
+        rate = F.softplus(drive) * torch.exp(log_gain.clamp(-5, 5))
+        return causal_conv(rate, torch.softmax(self.calcium_logits, 0))[..., start - first :]
 
     # -- starting points from the data ---------------------------------------------------------------------------
     @torch.no_grad()
@@ -177,12 +207,18 @@ class Subunit(CausalWholeTrialModel):
         r.centre.copy_(torch.stack([row, col], 1).long())
 
     @torch.no_grad()
-    def init_filters(
+    def set_filters(self, mouse: int, coefficients: torch.Tensor) -> None:
+        """Set each neuron's filter pair, as coefficients (N, 2, basis) of the basis (see `filter_start`)."""
+        self.readouts[self.check_mouse(mouse)].coefficients.copy_(coefficients)
+
+    @torch.no_grad()
+    def filter_start(
         self, mouse: int, videos: Sequence[np.ndarray], responses: Sequence[np.ndarray], max_trials: int = 20,
         skip_frames: int = 30,
-    ) -> None:  # fmt: skip
-        """Start each neuron's filter pair at the two basis directions along which its response-weighted
-        covariance of the basis responses most exceeds their covariance (whitened spike-triggered covariance)."""
+    ) -> torch.Tensor:  # fmt: skip
+        """Filter-pair coefficients (N, 2, basis) at the two basis directions along which each neuron's
+        response-weighted covariance of the basis responses most exceeds their covariance (whitened spike-triggered
+        covariance), at the windows set by `set_readout_positions`."""
         from v1recon.sim.model import causal_conv
 
         r = self.readouts[self.check_mouse(mouse)]
@@ -210,4 +246,4 @@ class Subunit(CausalWholeTrialModel):
         top = whiten @ torch.linalg.eigh(whiten @ excess @ whiten)[1][..., -2:]  # (N, F, 2), largest excess last
         top = top / (top.transpose(1, 2) @ prior @ top).diagonal(dim1=1, dim2=2).clamp_min(1e-12).sqrt()[:, None]
         filters = torch.einsum("nfq,fk->nqk", top, self.basis.double())  # unit response variance, then one scale
-        r.coefficients.copy_((top / filters.norm(dim=-1).median()).transpose(1, 2).float())
+        return (top / filters.norm(dim=-1).median()).transpose(1, 2).float()

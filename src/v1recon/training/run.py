@@ -233,7 +233,7 @@ def train_run(
     from v1recon.models import build_model
     from v1recon.training.clips import load_training_trials
     from v1recon.training.config import train_config
-    from v1recon.training.trainer import Trainer
+    from v1recon.training.trainer import SharedStart, Trainer
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -264,16 +264,13 @@ def train_run(
     log(f"loaded {n_trials} training trials of {len(mice)} mice in {run.timings['load_seconds']} s")
 
     status = {m["index"]: m for m in run.models}
+    # RF starts from the folds every model trains on, computed once per mouse
+    shared = SharedStart(tuple(sorted(set.intersection(*(set(s.train_folds) for s in splits)))))
     for split in splits:
         k = split.model_index
         if status.get(k, {}).get("complete"):
             log(f"model {k}: already trained, skipped")
             continue
-        budget = None
-        if time_budget_min is not None:
-            left = time_budget_min * 60 - (time.perf_counter() - t0)
-            pending = sum(1 for s in splits if s.model_index >= k)
-            budget = max(0.0, left) / pending
         seed_everything(split.seed)
         model = build_model(preset, run.neuron_counts, **config.model_overrides)
         extra = {
@@ -284,7 +281,12 @@ def train_run(
             "data_identity": {m["name"]: m["identity"] for m in run.mice},
             "seed": split.seed,
         }
-        trainer = Trainer(model, mice, split, config, model_stem(out, k), torch_device, extra, progress)
+        trainer = Trainer(model, mice, split, config, model_stem(out, k), torch_device, extra, progress, shared)
+        budget = None
+        if time_budget_min is not None:  # measured after the data-driven start, which the budget includes
+            left = time_budget_min * 60 - (time.perf_counter() - t0)
+            pending = sum(1 for s in splits if s.model_index >= k)
+            budget = max(0.0, left) / pending
         row = trainer.fit(budget, on_epoch=lambda r, k=k: log(_epoch_line(k, r)))
         status[k] = {
             "index": k,

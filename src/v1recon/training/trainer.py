@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,15 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+@dataclass
+class SharedStart:
+    """RF starting points that every model of a run shares: computed once per mouse from `folds`, the folds all
+    the models train on (so no model's start sees its validation trials), and kept in `found`."""
+
+    folds: tuple[int, ...]
+    found: dict = field(default_factory=dict)  # (what, mouse index, architecture) -> positions or filters
+
+
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -121,12 +131,13 @@ class Trainer:
         device: torch.device,
         extra: dict | None = None,
         progress: bool = True,
+        shared_start: SharedStart | None = None,
     ):
         self.model = model.to(torch.device(device))
         self.mice = list(mice)
         self.split, self.config, self.stem, self.device = split, config, Path(stem), torch.device(device)
         self.extra = dict(extra or {})
-        self.progress = progress
+        self.progress, self.shared_start = progress, shared_start
         clip = int(model.train_clip_frames)
         self.train_indices = [m.indices(split.train_folds, min_frames=clip) for m in self.mice]
         val = [m.indices([split.val_fold], min_frames=clip) for m in self.mice]
@@ -159,7 +170,8 @@ class Trainer:
         """Let models that offer it start from the data's behaviour statistics, mean responses, RF positions and
         (subunit models) RF filters.
 
-        Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place.
+        Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place. The RF
+        starts come from `shared_start` when one is given (computed once per mouse for all models of a run).
         """
         pairs = list(zip(self.mice, self.train_indices, strict=True))
         # a bar per mouse: the subunit model's full-resolution RF search and filter start take about a minute each
@@ -172,15 +184,31 @@ class Trainer:
                 total = sum(mouse.responses[i].sum(1, dtype=np.float64) for i in idx)
                 frames = sum(mouse.responses[i].shape[1] for i in idx)
                 self.model.set_response_mean(m, (total / frames).astype(np.float32))
-            videos, responses = [mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx]
             if hasattr(self.model, "set_readout_positions"):
-                from v1recon.models.rf_init import rf_positions
-
-                options = getattr(self.model, "rf_init_options", {})
-                self.model.set_readout_positions(m, rf_positions(videos, responses, **options)[0])
-            if hasattr(self.model, "init_filters"):
-                self.model.init_filters(m, videos, responses)
+                self._start_receptive_fields(m, mouse, idx)
         self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
+
+    def _start_receptive_fields(self, m: int, mouse: MouseTrials, idx: list[int]) -> None:
+        from v1recon.models.rf_init import rf_positions
+
+        shared = self.shared_start
+        if shared is not None:
+            idx = mouse.indices(shared.folds, min_frames=int(self.model.train_clip_frames)) or idx
+        videos, responses = [mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx]
+
+        def once(what: str, compute):
+            if shared is None:
+                return compute()
+            key = (what, m, self.model.architecture)
+            if key not in shared.found:
+                shared.found[key] = compute()
+            return shared.found[key]
+
+        options = getattr(self.model, "rf_init_options", {})
+        positions = once("positions", lambda: rf_positions(videos, responses, **options)[0])
+        self.model.set_readout_positions(m, positions)
+        if hasattr(self.model, "filter_start"):
+            self.model.set_filters(m, once("filters", lambda: self.model.filter_start(m, videos, responses)))
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:
