@@ -83,7 +83,7 @@ class Subunit(CausalWholeTrialModel):
     """
 
     architecture = "subunit"
-    rf_init_options = {"full_resolution": True, "max_trials": 120}  # fine-grained neurons need precise centres
+    rf_init_options = {"full_resolution": True, "max_trials": 200}  # fine-grained neurons need precise centres
 
     def __init__(self, neuron_counts, **kwargs) -> None:
         super().__init__()
@@ -116,6 +116,10 @@ class Subunit(CausalWholeTrialModel):
                                 indexing="ij")  # fmt: skip
         return (centre[:, :1] + dy.reshape(1, -1)) * (FRAME_SHAPE[1] + 2 * pad) + centre[:, 1:] + dx.reshape(1, -1)
 
+    def window_filters(self, mouse: int) -> torch.Tensor:
+        """(N, window^2, 2) every neuron's filter pair (even, odd) over its window, row-major."""
+        return torch.einsum("nqf,fk->nkq", self.readouts[mouse].coefficients, self.basis)
+
     def linear_responses(self, x: torch.Tensor, mouse: int) -> torch.Tensor:
         """(F, N, 2) responses of every neuron's filter pair to F frames x (F, 36, 64) (even, odd).
 
@@ -125,7 +129,7 @@ class Subunit(CausalWholeTrialModel):
         r = self.readouts[mouse]
         k, pad = self.window, self.window // 2
         padded = F.pad(x, (pad, pad, pad, pad))
-        filters = torch.einsum("nqf,fk->nkq", r.coefficients, self.basis)  # (N, window^2, 2)
+        filters = self.window_filters(mouse)
         dy, dx = torch.meshgrid(torch.arange(k, device=x.device), torch.arange(k, device=x.device), indexing="ij")
         tile = r.centre // TILE
         keys = tile[:, 0] * FRAME_SHAPE[1] + tile[:, 1]

@@ -106,8 +106,9 @@ def _write_log(path: Path, history: list[dict]) -> None:
 
 @dataclass
 class SharedStart:
-    """RF starting points that every model of a run shares: computed once per mouse from `folds`, the folds all
-    the models train on (so no model's start sees its validation trials), and kept in `found`."""
+    """RF starting points that every model of a run shares: computed once per mouse from the trials of `folds`
+    and kept in `found`. `v1recon train` uses every fold but the held-out test fold, so a model's start may have
+    seen its validation trials (its validation correlation is then slightly optimistic), never the test movies."""
 
     folds: tuple[int, ...]
     found: dict = field(default_factory=dict)  # (what, mouse index, architecture) -> positions or filters
