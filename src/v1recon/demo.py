@@ -27,13 +27,13 @@ TIER = "final_test"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo runs; the defaults fit the CPU budget of the README (about 35 minutes on 2 cores)."""
+    """What the demo runs; the defaults fit the CPU budget of the README (about 40 minutes on 2 cores)."""
 
     sim_preset: str = "default"
     mice: int = 2
     model_preset: str = "subunit"
     models: int = 3
-    train_minutes: float = 25.0  # wall-clock budget for training the whole ensemble, all mice
+    train_minutes: float = 30.0  # wall-clock budget for training the whole ensemble, all mice
     mask_iterations: int = 60
     recon_iterations: int = 30  # fast-method step limit; about 0.7 of the converged correlation (CPU budget)
     trials_per_mouse: int = 2  # one repeat of each of this many test movies

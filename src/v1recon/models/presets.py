@@ -28,13 +28,14 @@ PRESETS: dict[str, tuple[str, dict]] = {
     # Factorised causal 3-D convolutions + Gaussian readout: the fastest to train and to reconstruct through.
     "fast3d": ("fast3d", dict(FAST3D_KWARGS)),
     # Each neuron's own quadrature pair of Gabor-basis filters at its receptive field (a V1 energy model): places
-    # fine-grained neurons precisely; starts from RF centres and filters estimated from the data (~1 min per mouse).
+    # fine-grained neurons precisely; starts from RF centres and filters estimated from the data (~1.5 min per
+    # mouse, once per run).
     "subunit": ("subunit", dict(SUBUNIT_KWARGS)),
 }
 
 
 def build_architecture(architecture: str, neuron_counts: list[int], kwargs: dict | None = None) -> MultiMouseModel:
-    """Build a model of a named architecture ('dwiseneuro' or 'fast3d') for the given neurons per mouse."""
+    """Build a model of a named architecture ('dwiseneuro', 'fast3d' or 'subunit') for the given neurons per mouse."""
     if architecture not in ARCHITECTURES:
         raise V1ReconError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}.")
     kwargs = {k: v for k, v in (kwargs or {}).items() if k not in ("readout_outputs", "neuron_counts")}
@@ -45,7 +46,8 @@ def build_architecture(architecture: str, neuron_counts: list[int], kwargs: dict
 
 
 def build_model(preset: str, neuron_counts: list[int], **overrides) -> MultiMouseModel:
-    """Build a preset ('paper', 'small', 'fast3d') for mice with `neuron_counts` neurons; overrides replace kwargs."""
+    """Build a preset ('paper', 'small', 'fast3d', 'subunit') for mice with `neuron_counts` neurons; overrides
+    replace kwargs."""
     if preset not in PRESETS:
         raise V1ReconError(f"unknown model preset {preset!r}; known: {', '.join(PRESETS)}.")
     if not neuron_counts or any(int(n) < 1 for n in neuron_counts):
