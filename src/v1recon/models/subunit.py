@@ -14,7 +14,7 @@ truth's correlation with fast3d):
 - behaviour adds a drive and a gain, and the pupil centre shifts the frame, as in fast3d (shared parts reused);
   a few tanh units of the behaviour add a saturating gain (in silico +0.01 of the truth's correlation);
 - a learned kernel shared by all neurons smooths the rate in time, as the calcium indicator does (+0.005).
-Whole trials run in one pass; the cost is one (pixels x 2N) matrix product per frame.
+Whole trials run in one pass; the cost is one small matrix product per frame and tile of neighbouring neurons.
 """
 
 from __future__ import annotations
@@ -109,12 +109,14 @@ class Subunit(CausalWholeTrialModel):
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts)
 
     # -- the forward pass --------------------------------------------------------------------------------------
-    def _window_index(self, centre: torch.Tensor) -> torch.Tensor:
-        """(N, window^2) flat indices of each neuron's window in the frame padded by window // 2 on every side."""
-        k, pad = self.window, self.window // 2
+    def _window_index(self, centre: torch.Tensor, width: int | None = None) -> torch.Tensor:
+        """(N, window^2) flat indices of each neuron's window in an image `width` pixels wide whose pixel (row, col)
+        is the top-left corner of the window at `centre` (N, 2); by default the frame padded by window // 2."""
+        k = self.window
+        width = FRAME_SHAPE[1] + 2 * (k // 2) if width is None else width
         dy, dx = torch.meshgrid(torch.arange(k, device=centre.device), torch.arange(k, device=centre.device),
                                 indexing="ij")  # fmt: skip
-        return (centre[:, :1] + dy.reshape(1, -1)) * (FRAME_SHAPE[1] + 2 * pad) + centre[:, 1:] + dx.reshape(1, -1)
+        return (centre[:, :1] + dy.reshape(1, -1)) * width + centre[:, 1:] + dx.reshape(1, -1)
 
     def window_filters(self, mouse: int) -> torch.Tensor:
         """(N, window^2, 2) every neuron's filter pair (even, odd) over its window, row-major."""
@@ -130,7 +132,6 @@ class Subunit(CausalWholeTrialModel):
         k, pad = self.window, self.window // 2
         padded = F.pad(x, (pad, pad, pad, pad))
         filters = self.window_filters(mouse)
-        dy, dx = torch.meshgrid(torch.arange(k, device=x.device), torch.arange(k, device=x.device), indexing="ij")
         tile = r.centre // TILE
         keys = tile[:, 0] * FRAME_SHAPE[1] + tile[:, 1]
         outputs, order = [], []
@@ -139,7 +140,7 @@ class Subunit(CausalWholeTrialModel):
             r0, c0 = (key // FRAME_SHAPE[1]) * TILE, (key % FRAME_SHAPE[1]) * TILE
             crop = padded[:, r0 : r0 + TILE + k - 1, c0 : c0 + TILE + k - 1]
             h, w = crop.shape[1:]
-            local = (r.centre[idx, :1] - r0 + dy.reshape(1, -1)) * w + r.centre[idx, 1:] - c0 + dx.reshape(1, -1)
+            local = self._window_index(r.centre[idx] - r.centre.new_tensor([r0, c0]), width=w)
             column = torch.arange(len(idx), device=x.device).repeat_interleave(k * k)
             dense = filters.new_zeros(h * w, len(idx), 2)
             dense = dense.index_put((local.reshape(-1), column), filters[idx].reshape(-1, 2))
