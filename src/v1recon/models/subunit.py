@@ -203,7 +203,7 @@ class Subunit(CausalWholeTrialModel):
         self.readouts[self.check_mouse(mouse)].bias.copy_(inverse_softplus(mean))
 
     @torch.no_grad()
-    def set_readout_positions(self, mouse: int, positions, sigma: float | None = None) -> None:
+    def set_readout_positions(self, mouse: int, positions) -> None:
         """Centre each neuron's window on the pixel nearest to its RF centre (N, 2) (x, y in [-1, 1])."""
         r = self.readouts[self.check_mouse(mouse)]
         pos = torch.as_tensor(positions, dtype=torch.float32, device=r.centre.device)
