@@ -222,6 +222,9 @@ def test_models_of_a_run_share_one_rf_start_per_mouse_from_their_common_folds(da
     calls = []
     search = rf_init.rf_positions
     monkeypatch.setattr(rf_init, "rf_positions", lambda v, r, **kw: calls.append(len(v)) or search(v, r, **kw))
+    gazes = []
+    still = (np.zeros(2), np.zeros(2))
+    monkeypatch.setattr(rf_init, "estimate_gaze", lambda v, p, r: gazes.append(len(v)) or still)
     splits = plan_splits(2, "folds", seed=0)
     shared = SharedStart((3, 4, 5, 6))  # the folds both models train on
     config = train_config("subunit", epochs=1, samples_per_epoch=4, batch_size=2, val_trials=1)
@@ -235,5 +238,6 @@ def test_models_of_a_run_share_one_rf_start_per_mouse_from_their_common_folds(da
         models.append(model)
     clip = models[0].train_clip_frames
     assert calls == [len(m.indices(shared.folds, min_frames=clip)) for m in mice]  # once per mouse, common folds
+    assert gazes == calls  # the gaze too
     for a, b in zip(models[0].readouts, models[1].readouts, strict=True):
         assert torch.equal(a.centre, b.centre) and torch.equal(a.coefficients, b.coefficients)

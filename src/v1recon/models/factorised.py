@@ -185,6 +185,18 @@ class GaussianReadout(nn.Module):
         return torch.exp(torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain).clamp(-5, 5))
 
 
+def translate(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Frames (B, 1, H, W) resampled (bilinear, zero fill) so that output pixel p shows input position p + shift,
+    shift (B, 2) as (x, y) in [-1, 1] screen units (a shift of 2 / W is one pixel to the right)."""
+    b, _, h, w = frames.shape
+    theta = torch.zeros(b, 2, 3, dtype=frames.dtype, device=frames.device)
+    theta[:, 0, 0] = 1.0
+    theta[:, 1, 1] = 1.0
+    theta = theta + F.pad(shift[:, :, None].to(frames.dtype), (2, 0))  # last column = translation
+    grid = F.affine_grid(theta, (b, 1, h, w), align_corners=False)
+    return F.grid_sample(frames, grid, align_corners=False)
+
+
 class Shifter(nn.Module):
     """Pupil centre (normalised, (B, 2, T)) -> per-frame image translation (eye movements), [-1, 1] units."""
 
@@ -198,13 +210,21 @@ class Shifter(nn.Module):
         """Translate frames x (B, 1, T, H, W) by the shift predicted from the pupil centre (bilinear, grey fill)."""
         b, _, t, h, w = x.shape
         shift = self.net(pupil_z.transpose(1, 2)).reshape(b * t, 2)
-        theta = torch.zeros(b * t, 2, 3, dtype=x.dtype, device=x.device)
-        theta[:, 0, 0] = 1.0
-        theta[:, 1, 1] = 1.0
-        theta = theta + F.pad(shift[:, :, None], (2, 0))  # last column = translation
-        grid = F.affine_grid(theta, (b * t, 1, h, w), align_corners=False)
-        frames = x.transpose(1, 2).reshape(b * t, 1, h, w)
-        return F.grid_sample(frames, grid, align_corners=False).reshape(b, t, 1, h, w).transpose(1, 2)
+        frames = translate(x.transpose(1, 2).reshape(b * t, 1, h, w), shift)
+        return frames.reshape(b, t, 1, h, w).transpose(1, 2)
+
+    @torch.no_grad()
+    def set_linear(self, weight, bias) -> None:
+        """Start at the shift weight * pupil_z + bias ((2,) each, x and y separately, [-1, 1] units): two hidden
+        units work in the near-linear range of tanh (slope 0.1, 2 % compression at 2.5 SD) and feed one output
+        each; the other hidden units keep their random input weights and start unused."""
+        slope = 0.1
+        first, last = self.net[0], self.net[2]
+        first.weight[:2] = torch.eye(2) * slope
+        first.bias[:2] = 0.0
+        last.weight.zero_()
+        last.weight[0, 0], last.weight[1, 1] = (torch.as_tensor(weight, dtype=torch.float32) / slope).tolist()
+        last.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
 
 
 class CausalWholeTrialModel(MultiMouseModel):
@@ -226,6 +246,19 @@ class CausalWholeTrialModel(MultiMouseModel):
     def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
         """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
         self.readouts[self.check_mouse(mouse)].behaviour_norm.set(mean, std)
+
+    @torch.no_grad()
+    def set_gaze(self, mouse: int, gain, reference) -> None:
+        """Start the mouse's shifter at the linear gaze correction gain * (pupil - reference) pixels (see
+        v1recon.models.rf_init.estimate_gaze), through its behaviour normalisation (set it first)."""
+        mouse = self.check_mouse(mouse)
+        if getattr(self, "shifters", None) is None:
+            return
+        norm = self.readouts[mouse].behaviour_norm
+        mean, std = norm.mean[2:].double(), norm.var[2:].double().sqrt() + 1e-6
+        per_px = torch.tensor([2.0 / FRAME_SHAPE[1], 2.0 / FRAME_SHAPE[0]], dtype=torch.float64)
+        gain, reference = torch.as_tensor(gain, dtype=torch.float64), torch.as_tensor(reference, dtype=torch.float64)
+        self.shifters[mouse].set_linear(gain * std * per_px, gain * (mean - reference) * per_px)
 
 
 def inverse_softplus(y: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,7 @@ checkpoints after every epoch and resume from the last complete epoch."""
 from __future__ import annotations
 
 import csv
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -190,7 +191,7 @@ class Trainer:
         self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
 
     def _start_receptive_fields(self, m: int, mouse: MouseTrials, idx: list[int]) -> None:
-        from v1recon.models.rf_init import rf_positions
+        from v1recon.models.rf_init import estimate_gaze, gaze_corrected, rf_positions
 
         shared = self.shared_start
         if shared is not None:
@@ -205,11 +206,24 @@ class Trainer:
                 shared.found[key] = compute()
             return shared.found[key]
 
+        gaze = None
+        if getattr(self.model, "shifters", None) is not None:
+            # RFs are found on frames moved back by the gaze, and the shifter starts at the same correction
+            pupils = [mouse.behaviour[i][2:4] for i in idx]
+            gaze = once("gaze", lambda: estimate_gaze(videos, pupils, responses))
+            self.model.set_gaze(m, *gaze)
+
+        @functools.cache
+        def frames() -> list[np.ndarray]:  # made only when a start is not shared yet
+            if gaze is None:
+                return videos
+            return [gaze_corrected(v, p, *gaze) for v, p in zip(videos, pupils, strict=True)]
+
         options = getattr(self.model, "rf_init_options", {})
-        positions = once("positions", lambda: rf_positions(videos, responses, **options)[0])
+        positions = once("positions", lambda: rf_positions(frames(), responses, **options)[0])
         self.model.set_readout_positions(m, positions)
         if hasattr(self.model, "filter_start"):
-            self.model.set_filters(m, once("filters", lambda: self.model.filter_start(m, videos, responses)))
+            self.model.set_filters(m, once("filters", lambda: self.model.filter_start(m, frames(), responses)))
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:
