@@ -66,7 +66,7 @@ def test_gaze_correction_moves_each_frame_back_by_the_gaze():
     assert np.argwhere(moved[1] == 255).tolist() == [[10, 17]]  # shown 3 px further left: 1.5 px per unit
 
 
-def _gaze_recordings(gain_deg_per_unit: float, trials: int = 16, frames: int = 150):
+def _gaze_recordings(gain_deg_per_unit: float, trials: int = 12, frames: int = 150):
     """Responses of a small in-silico population whose eye wanders (x SD 5, y SD 2 pupil units)."""
     truth = GroundTruthV1.random(60, seed=3, calibration_trials=1)
     truth.config["gaze_deg_per_cam_px"] = gain_deg_per_unit

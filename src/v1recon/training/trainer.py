@@ -169,8 +169,8 @@ class Trainer:
             self._init_from_data()
 
     def _init_from_data(self) -> None:
-        """Let models that offer it start from the data's behaviour statistics, mean responses, RF positions and
-        (subunit models) RF filters.
+        """Let models that offer it start from the data's behaviour statistics, mean responses, gaze correction
+        (models with a shifter), RF positions and (subunit models) RF filters.
 
         Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place. The RF
         starts come from `shared_start` when one is given (computed once per mouse for all models of a run).
