@@ -224,7 +224,7 @@ def test_models_of_a_run_share_one_rf_start_per_mouse_from_their_common_folds(da
     monkeypatch.setattr(rf_init, "rf_positions", lambda v, r, **kw: calls.append(len(v)) or search(v, r, **kw))
     gazes = []
     still = (np.zeros(2), np.zeros(2))
-    monkeypatch.setattr(rf_init, "estimate_gaze", lambda v, p, r: gazes.append(len(v)) or still)
+    monkeypatch.setattr(rf_init, "estimate_gaze", lambda v, p, r, **kw: gazes.append(len(v)) or still)
     splits = plan_splits(2, "folds", seed=0)
     shared = SharedStart((3, 4, 5, 6))  # the folds both models train on
     config = train_config("subunit", epochs=1, samples_per_epoch=4, batch_size=2, val_trials=1)

@@ -231,6 +231,8 @@ class CausalWholeTrialModel(MultiMouseModel):
     """A model that predicts whole trials in one causal pass, `predict(video, behaviour, mouse, start)`, and keeps each
     mouse's behaviour normalisation in `readouts[mouse].behaviour_norm` (fast3d and subunit)."""
 
+    gaze_trials = 60  # trials of the gaze estimate before training (v1recon.models.rf_init.estimate_gaze)
+
     def forward(self, video, behaviour, mouse):
         return self.predict(video, behaviour, mouse)
 
@@ -273,6 +275,7 @@ class Fast3d(CausalWholeTrialModel):
     """
 
     architecture = "fast3d"
+    gaze_trials = 20  # ~15 s per mouse instead of ~45 s: the estimate comes out of short CPU training budgets
 
     def __init__(self, neuron_counts, **kwargs) -> None:
         super().__init__()

@@ -210,7 +210,8 @@ class Trainer:
         if getattr(self.model, "shifters", None) is not None:
             # RFs are found on frames moved back by the gaze, and the shifter starts at the same correction
             pupils = [mouse.behaviour[i][2:4] for i in idx]
-            gaze = once("gaze", lambda: estimate_gaze(videos, pupils, responses))
+            trials = getattr(self.model, "gaze_trials", 60)
+            gaze = once("gaze", lambda: estimate_gaze(videos, pupils, responses, max_trials=trials))
             self.model.set_gaze(m, *gaze)
 
         @functools.cache
