@@ -210,7 +210,7 @@ class Trainer:
         if getattr(self.model, "shifters", None) is not None:
             # RFs are found on frames moved back by the gaze, and the shifter starts at the same correction
             pupils = [mouse.behaviour[i][2:4] for i in idx]
-            trials = getattr(self.model, "gaze_trials", 60)
+            trials = self.model.gaze_trials  # every model with a shifter states its own
             gaze = once("gaze", lambda: estimate_gaze(videos, pupils, responses, max_trials=trials))
             self.model.set_gaze(m, *gaze)
 
