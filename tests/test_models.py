@@ -213,8 +213,8 @@ def test_ensemble_is_the_mean_and_checks_neuron_counts():
     video, behaviour = inputs(1, 32)
     ensemble = EnsembleEncoder([a, b])
     assert torch.allclose(ensemble(video, behaviour), (a(video, behaviour) + b(video, behaviour)) / 2)
-    assert ensemble.windowed and ensemble.n_neurons == 7
+    assert ensemble.windowing is not None and ensemble.n_neurons == 7
     fast = BoundEncoder(build_model("fast3d", [7], **TINY_FAST), 0)
-    assert not EnsembleEncoder([a, fast]).windowed
+    assert EnsembleEncoder([a, fast]).windowing is None
     with pytest.raises(V1ReconError, match="different neuron counts"):
         EnsembleEncoder([a, BoundEncoder(tiny_dwise(), 0)])

@@ -10,6 +10,7 @@ import torch
 from recon_toy import ToyEncoder, toy_trial
 
 from v1recon.errors import V1ReconError
+from v1recon.models import WindowGeometry
 from v1recon.recon.ensemble import average_reconstructions, smooth_movie
 from v1recon.recon.objective import poisson_nll, predict_clips
 from v1recon.recon.paper import normalise_per_item, paper_step, subbatch_starts, warmup_lr
@@ -67,6 +68,7 @@ class _Windowed:
     """A windowed encoder: predict_windows returns each input frame's mean as every neuron's response."""
 
     n_neurons = 3
+    windowing = WindowGeometry(frames=16, step=2)
 
     def predict_windows(self, video, behaviour, ends):
         frames = torch.stack([video[:, e - 30 : e + 1 : 2].mean(dim=(2, 3)) for e in ends], dim=1)  # (B, W, 16)

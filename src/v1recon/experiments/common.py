@@ -287,37 +287,6 @@ def pyplot():
     return plt
 
 
-class NeuronSubset:
-    """An encoder restricted to some of its neurons (Encoder contract): the others leave every loss entirely.
-
-    encoder(video (B, T, 36, 64), behaviour (B, 4, T)) -> (B, len(index), T). Windowed encoders keep their
-    windows (`predict_windows` returns (B, W, len(index), 16)).
-    """
-
-    def __init__(self, encoder, index: np.ndarray) -> None:
-        index = np.asarray(index, dtype=np.int64)
-        if index.ndim != 1 or index.size == 0 or index.min() < 0 or index.max() >= encoder.n_neurons:
-            raise V1ReconError(f"a neuron subset must pick 1..{encoder.n_neurons} valid neuron indices.")
-        self.encoder = encoder  # named `encoder` so that recon.objective finds the modules behind it
-        self.index = torch.from_numpy(index)
-        self.n_neurons = int(index.size)
-        self.name = f"{getattr(encoder, 'name', 'encoder')}[{self.n_neurons} neurons]"
-
-    @property
-    def windowed(self) -> bool:
-        from v1recon.recon.objective import is_windowed
-
-        return is_windowed(self.encoder)
-
-    def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
-        out = self.encoder(video, behaviour)
-        return out[:, self.index.to(out.device)]
-
-    def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
-        out = self.encoder.predict_windows(video, behaviour, ends)
-        return out[:, :, self.index.to(out.device)]
-
-
 def nested_subsets(n_neurons: int, fractions: Sequence[float], rng: np.random.Generator) -> list[np.ndarray]:
     """Sorted neuron indices for each fraction, nested: every smaller subset lies inside every larger one.
 

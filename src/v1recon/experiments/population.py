@@ -3,8 +3,8 @@
 For every held-out trial one random order of the neurons is drawn (seeded by the trial); keeping a fraction f
 keeps the first round(f N) neurons of that order, so the subsets are nested and identical for every model of the
 ensemble. Default: the dropped neurons leave the loss entirely (the encoders are restricted to the kept neurons,
-`common.NeuronSubset`). Published variant (`zero_dropped`): every neuron stays in the loss and the dropped ones get
-a target response of 0, which also asks the movie to silence them.
+`v1recon.models.NeuronSubset`). Published variant (`zero_dropped`): every neuron stays in the loss and the dropped
+ones get a target response of 0, which also asks the movie to silence them.
 
 Statistics across trials (repeated measures): Friedman test over the fractions, and one-sided paired Wilcoxon
 signed-rank tests of each fraction against the next smaller one. Published (real data, 7 models): 12.5 / 25 / 50 /
@@ -20,6 +20,7 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import repeated_measures
+from v1recon.models import NeuronSubset
 
 NAME = "population"
 FRACTIONS = (1.0, 0.5, 0.25, 0.125)
@@ -32,7 +33,7 @@ def subset_inputs(encoders, responses: np.ndarray, keep: np.ndarray, zero_droppe
         out = np.zeros_like(responses)
         out[keep] = responses[keep]
         return list(encoders), out
-    return [common.NeuronSubset(e, keep) for e in encoders], responses[keep]
+    return [NeuronSubset(e, keep) for e in encoders], responses[keep]
 
 
 def run(

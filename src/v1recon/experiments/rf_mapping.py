@@ -81,13 +81,14 @@ def _stim_response(encoder, clips: torch.Tensor, behaviour: torch.Tensor, phase:
     A windowed encoder is asked only for the 2 windows ending at the clip's last two frames, which together
     predict every frame of the last 31 once (the stimulus frames included), instead of all 15 windows.
     """
-    from v1recon.recon.objective import WINDOW_SPAN, is_windowed, predict_windows
+    from v1recon.recon.objective import predict_windows, windowing
 
     beh = behaviour[None, :, None].expand(len(clips), 4, clips.shape[1]).contiguous()
     n = clips.shape[1]
+    g = windowing(encoder)
     with torch.no_grad():
-        if is_windowed(encoder) and n - 2 >= WINDOW_SPAN - 1 and n - 1 - (WINDOW_SPAN - 1) <= phase:
-            pred = predict_windows(encoder, clips, beh, [n - 2, n - 1])
+        if g is not None and n - g.step >= g.reach and n - 1 - g.reach <= phase:
+            pred = predict_windows(encoder, clips, beh, [n - g.step + j for j in range(g.step)])
         else:
             pred = encoder(clips, beh)
     return pred[:, :, phase : 2 * phase].double().mean(-1).cpu().numpy()

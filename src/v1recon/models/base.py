@@ -9,19 +9,52 @@ An encoder maps whole trials to predicted responses and is differentiable in the
 
 The ground-truth model of the in-silico mouse, one trained network bound to a mouse, and an ensemble all
 satisfy it, so reconstruction, the oracle, baselines and experiments share one code path. How a model cuts a
-trial into windows is its own business.
+trial into windows is its own business; a windowed encoder says so with `windowing` (a `WindowGeometry`) and offers
+`predict_windows(video, behaviour, ends) -> (B, len(ends), N, frames)` for the paper-faithful schedule.
+
+Adapters that are not torch modules themselves (a model bound to a mouse, an ensemble, a neuron subset) list the
+modules whose weights they use in `networks()`, so that reconstruction can freeze them.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from v1recon import FRAME_SHAPE
 from v1recon.errors import V1ReconError
+
+
+@dataclass(frozen=True)
+class WindowGeometry:
+    """How a windowed encoder cuts a trial: windows of `frames` predicted frames, taking every `step`-th frame.
+
+    A window ending at frame t sees frames t - reach, t - reach + step, ..., t (reach = (frames - 1) * step), so
+    `step` windows ending at consecutive frames cover a clip of `reach + step` frames, each frame once.
+    """
+
+    frames: int
+    step: int
+
+    @property
+    def reach(self) -> int:
+        return (self.frames - 1) * self.step
+
+    def frame_index(self, ends: torch.Tensor) -> torch.Tensor:
+        """End frames (W,) -> the frames of each window (W, frames)."""
+        return ends[:, None] - self.reach + self.step * torch.arange(self.frames, device=ends.device)
+
+
+def networks(encoder) -> list[torch.nn.Module]:
+    """The torch modules whose weights an encoder uses: itself when it is one, else what its `networks()` lists."""
+    if isinstance(encoder, torch.nn.Module):
+        return [encoder]
+    listed = getattr(encoder, "networks", None)
+    return list(listed()) if callable(listed) else []
 
 
 @runtime_checkable
@@ -74,14 +107,20 @@ class MultiMouseModel(torch.nn.Module):
     """A network with a shared core and one readout per mouse; what the trainer trains.
 
     Subclasses set `neuron_counts` (neurons per mouse, readout order), `context_frames` (frames of history needed
-    before the first fully predicted frame), `train_clip_frames` (clip length `train_forward` expects) and
-    `architecture` + `kwargs` (enough to rebuild the model: `build_architecture(architecture, **kwargs)`).
+    before the first fully predicted frame), `train_clip_frames` (clip length `train_forward` expects),
+    `architecture` + `kwargs` (enough to rebuild the model: `build_architecture(architecture, **kwargs)`) and, for
+    windowed models, `windowing` (then they also offer `predict_windows(video, behaviour, mouse, ends)`).
+
+    Before the first epoch the trainer calls `start_from_data(mouse, data)` once per mouse; a model takes from `data`
+    (a `v1recon.training.start.DataStart`) what it can use: behaviour statistics, mean responses, the gaze
+    correction, receptive-field centres. The default uses nothing.
     """
 
     architecture: str = ""
     neuron_counts: list[int]
     context_frames: int
     train_clip_frames: int
+    windowing: WindowGeometry | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -106,3 +145,6 @@ class MultiMouseModel(torch.nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Training clip of `train_clip_frames` frames -> (pred (B, N, K), frame_index (K,) long)."""
         raise NotImplementedError
+
+    def start_from_data(self, mouse: int, data: Any) -> None:
+        """Start the readout of `mouse` from its training data (see the class docstring); the default does nothing."""

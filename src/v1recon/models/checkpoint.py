@@ -14,10 +14,10 @@ import torch
 
 from v1recon.errors import V1ReconError
 from v1recon.io import atomic_path
-from v1recon.models.dwiseneuro import CANVAS, WINDOW_SIZE, WINDOW_STEP, DwiseNeuro
+from v1recon.models.dwiseneuro import CANVAS, WINDOW, DwiseNeuro
 from v1recon.models.store import check_state_dict
 
-FRAME_STACK = {"size": WINDOW_SIZE, "step": WINDOW_STEP, "position": "last"}
+FRAME_STACK = {"size": WINDOW.frames, "step": WINDOW.step, "position": "last"}
 INPUTS_PROCESSOR = ("stack_inputs", {"size": (CANVAS, CANVAS), "pad_fill_value": 0.0})
 
 

@@ -16,11 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from v1recon.models.base import MultiMouseModel, check_encoder_inputs, module_state, with_defaults
+from v1recon.models.base import MultiMouseModel, WindowGeometry, check_encoder_inputs, module_state, with_defaults
 
-WINDOW_SIZE = 16  # frames per window
-WINDOW_STEP = 2  # take every 2nd frame
-WINDOW_SPAN = (WINDOW_SIZE - 1) * WINDOW_STEP  # 30: a window ending at t starts at t - 30
+WINDOW = WindowGeometry(frames=16, step=2)  # a window ending at frame t sees t - 30, t - 28, ..., t
 CANVAS = 64  # the 36x64 frame sits on a 64x64 canvas
 CANVAS_TOP = 14  # rows 14..49 hold the frame
 
@@ -239,11 +237,6 @@ def stack_inputs(video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
     return torch.cat([canvas, planes], dim=1)
 
 
-def window_frames(ends: torch.Tensor) -> torch.Tensor:
-    """End frames (W,) -> the frames of each window (W, 16): t-30, t-28, ..., t."""
-    return ends[:, None] - WINDOW_SPAN + WINDOW_STEP * torch.arange(WINDOW_SIZE, device=ends.device)
-
-
 class DwiseNeuro(MultiMouseModel):
     """The published DwiseNeuro network; constructor arguments as in the checkpoints' `nn_module` kwargs.
 
@@ -253,8 +246,9 @@ class DwiseNeuro(MultiMouseModel):
     """
 
     architecture = "dwiseneuro"
-    context_frames = WINDOW_SPAN
-    train_clip_frames = WINDOW_SPAN + 1
+    windowing = WINDOW
+    context_frames = WINDOW.reach
+    train_clip_frames = WINDOW.reach + 1
 
     def __init__(self, readout_outputs, memory_budget_bytes: int | None = None, **kwargs) -> None:
         super().__init__()
@@ -282,7 +276,7 @@ class DwiseNeuro(MultiMouseModel):
         """A 31-frame clip -> (pred (B, N, 16), frame_index = 0, 2, ..., 30): the one window ending at frame 30."""
         mouse = self.check_mouse(mouse)
         check_encoder_inputs(video, behaviour, min_frames=self.train_clip_frames)
-        idx = torch.arange(0, self.train_clip_frames, WINDOW_STEP, device=video.device)
+        idx = torch.arange(0, self.train_clip_frames, WINDOW.step, device=video.device)
         x = stack_inputs(video[:, idx], behaviour[:, :, idx])
         return self.forward_stacked(x, mouse), idx
 
@@ -296,7 +290,7 @@ class DwiseNeuro(MultiMouseModel):
             out = math.ceil(size / s)
             total += mid * (size * size + 4 * out * out) + 3 * kw["core_features"][k] * size * size
             size = out
-        return 4 * WINDOW_SIZE * total
+        return 4 * WINDOW.frames * total
 
     def windows_per_chunk(self) -> int:
         """Windows per batch: `memory_budget_bytes`, or by default 2 GiB on a CPU and 1/4 of a GPU's memory."""
@@ -317,10 +311,10 @@ class DwiseNeuro(MultiMouseModel):
         check_encoder_inputs(video, behaviour, min_frames=self.train_clip_frames)
         ends = torch.as_tensor(ends, dtype=torch.long, device=video.device).reshape(-1)
         t = video.shape[1]
-        if len(ends) == 0 or int(ends.min()) < WINDOW_SPAN or int(ends.max()) >= t:
-            raise ValueError(f"window end frames must lie in {WINDOW_SPAN}..{t - 1}.")
+        if len(ends) == 0 or int(ends.min()) < WINDOW.reach or int(ends.max()) >= t:
+            raise ValueError(f"window end frames must lie in {WINDOW.reach}..{t - 1}.")
         b, n_win = video.shape[0], len(ends)
-        frames = window_frames(ends)  # (W, 16)
+        frames = WINDOW.frame_index(ends)  # (W, 16)
         pairs = torch.cartesian_prod(torch.arange(b, device=video.device), torch.arange(n_win, device=video.device))
         chunk = self.windows_per_chunk()
         recompute = torch.is_grad_enabled() and not self.training and len(pairs) > chunk
@@ -350,7 +344,7 @@ class DwiseNeuro(MultiMouseModel):
     def forward(self, video, behaviour, mouse):
         """Whole trials (B, T, 36, 64), (B, 4, T), T >= 31 -> (B, N, T): all windows, averaged per frame."""
         t = video.shape[1]
-        ends = torch.arange(WINDOW_SPAN, t, device=video.device)
+        ends = torch.arange(WINDOW.reach, t, device=video.device)
         pred = self.predict_windows(video, behaviour, mouse, ends)  # (B, W, N, 16)
         return average_windows(pred, ends, t)
 
@@ -358,7 +352,7 @@ class DwiseNeuro(MultiMouseModel):
 def average_windows(pred: torch.Tensor, ends: torch.Tensor, n_frames: int) -> torch.Tensor:
     """Window predictions (B, W, N, 16) ending at `ends` -> per-frame mean (B, N, n_frames) (uncovered frames 0)."""
     b, w, n, k = pred.shape
-    idx = window_frames(ends).reshape(-1)  # (W*16,)
+    idx = WINDOW.frame_index(ends).reshape(-1)  # (W*16,)
     total = pred.new_zeros((b, n, n_frames))
     total = total.index_add(2, idx, pred.permute(0, 2, 1, 3).reshape(b, n, w * k))
     count = pred.new_zeros(n_frames).index_add(0, idx, pred.new_ones(idx.shape))

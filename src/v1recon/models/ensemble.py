@@ -1,14 +1,23 @@
-"""Adapters to the Encoder contract: one mouse of a multi-mouse model, and the mean of several encoders."""
+"""Adapters to the Encoder contract: one mouse of a multi-mouse model, the mean of several encoders, and an
+encoder restricted to some of its neurons."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from v1recon.device import autocast
 from v1recon.errors import V1ReconError
-from v1recon.models.base import Encoder, MultiMouseModel, check_encoder_inputs, module_state
+from v1recon.models.base import (
+    Encoder,
+    MultiMouseModel,
+    WindowGeometry,
+    check_encoder_inputs,
+    module_state,
+    networks,
+)
 
 
 def inference_mode(model: torch.nn.Module):
@@ -48,13 +57,16 @@ class BoundEncoder:
         return out.float().to(video.device)
 
     @property
-    def windowed(self) -> bool:
-        """True when the model predicts fixed windows (DwiseNeuro) and offers `predict_windows`."""
-        return hasattr(self.model, "predict_windows")
+    def windowing(self) -> WindowGeometry | None:
+        """The model's window geometry when it predicts fixed windows (DwiseNeuro), else None."""
+        return self.model.windowing
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.model]
 
     def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
-        """Windowed models only: the windows ending at frames `ends` -> (B, len(ends), N, 16)."""
-        if not self.windowed:
+        """Windowed models only: the windows ending at frames `ends` -> (B, len(ends), N, frames)."""
+        if self.windowing is None:
             raise V1ReconError(f"{self.name}: a {self.model.architecture} model does not predict windows.")
         v, b = self._inputs(video, behaviour)
         with inference_mode(self.model), autocast(self.device):
@@ -89,10 +101,47 @@ class EnsembleEncoder:
         return total / len(self.encoders)
 
     @property
-    def windowed(self) -> bool:
-        return all(getattr(e, "windowed", False) for e in self.encoders)
+    def windowing(self) -> WindowGeometry | None:
+        """The members' window geometry when they all cut trials the same way, else None (whole-trial calls)."""
+        found = {getattr(e, "windowing", None) for e in self.encoders}
+        return found.pop() if len(found) == 1 else None
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [m for e in self.encoders for m in networks(e)]
 
     def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
-        if not self.windowed:
-            raise V1ReconError("not every ensemble member predicts windows.")
+        if self.windowing is None:
+            raise V1ReconError("not every ensemble member predicts windows of the same geometry.")
         return sum(e.predict_windows(video, behaviour, ends) for e in self.encoders) / len(self.encoders)
+
+
+class NeuronSubset:
+    """An encoder restricted to some of its neurons (Encoder contract): the others leave every loss entirely.
+
+    encoder(video (B, T, 36, 64), behaviour (B, 4, T)) -> (B, len(index), T). Windowed encoders keep their
+    windows (`predict_windows` returns (B, W, len(index), frames)).
+    """
+
+    def __init__(self, encoder, index: np.ndarray) -> None:
+        index = np.asarray(index, dtype=np.int64)
+        if index.ndim != 1 or index.size == 0 or index.min() < 0 or index.max() >= encoder.n_neurons:
+            raise V1ReconError(f"a neuron subset must pick 1..{encoder.n_neurons} valid neuron indices.")
+        self.encoder = encoder
+        self.index = torch.from_numpy(index)
+        self.n_neurons = int(index.size)
+        self.name = f"{getattr(encoder, 'name', 'encoder')}[{self.n_neurons} neurons]"
+
+    @property
+    def windowing(self) -> WindowGeometry | None:
+        return getattr(self.encoder, "windowing", None)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return networks(self.encoder)
+
+    def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
+        out = self.encoder(video, behaviour)
+        return out[:, self.index.to(out.device)]
+
+    def predict_windows(self, video: torch.Tensor, behaviour: torch.Tensor, ends) -> torch.Tensor:
+        out = self.encoder.predict_windows(video, behaviour, ends)
+        return out[:, :, self.index.to(out.device)]

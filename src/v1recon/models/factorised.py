@@ -232,6 +232,11 @@ class CausalWholeTrialModel(MultiMouseModel):
     mouse's behaviour normalisation in `readouts[mouse].behaviour_norm` (fast3d and subunit)."""
 
     gaze_trials = 60  # trials of the gaze estimate before training (v1recon.models.rf_init.estimate_gaze)
+    rf_init_options: dict = {}  # keyword arguments of v1recon.models.rf_init.rf_positions for the readout start
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shifters: nn.ModuleList | None = None  # one gaze shifter per mouse, where the model has them
 
     def forward(self, video, behaviour, mouse):
         return self.predict(video, behaviour, mouse)
@@ -244,6 +249,28 @@ class CausalWholeTrialModel(MultiMouseModel):
         idx = torch.arange(self.context_frames, video.shape[1], device=video.device)
         return self.predict(video, behaviour, mouse, start=self.context_frames), idx
 
+    def start_from_data(self, mouse: int, data) -> None:
+        """Behaviour normalisation and readout bias from the training trials; then the gaze correction (models with a
+        shifter) and the readout positions at the receptive-field centres found on frames moved back by it."""
+        self.set_behaviour_statistics(mouse, *data.behaviour_statistics())
+        self.set_response_mean(mouse, data.response_mean())
+        gaze = self.start_gaze(mouse, data)
+        self.set_readout_positions(mouse, data.rf_positions(gaze, **self.rf_init_options))
+
+    def start_gaze(self, mouse: int, data) -> tuple | None:
+        """Start the shifter at the gaze correction estimated from the data; returns it (None without a shifter)."""
+        if self.shifters is None:
+            return None
+        gaze = data.gaze(self.gaze_trials)  # the RFs are found on frames moved back by it, so both agree
+        self.set_gaze(mouse, *gaze)
+        return gaze
+
+    def set_response_mean(self, mouse: int, mean) -> None:
+        raise NotImplementedError
+
+    def set_readout_positions(self, mouse: int, positions) -> None:
+        raise NotImplementedError
+
     @torch.no_grad()
     def set_behaviour_statistics(self, mouse: int, mean, std) -> None:
         """Fix the behaviour normalisation of one mouse (4 values each: dilation, speed, pupil x, pupil y)."""
@@ -254,7 +281,7 @@ class CausalWholeTrialModel(MultiMouseModel):
         """Start the mouse's shifter at the linear gaze correction gain * (pupil - reference) pixels (see
         v1recon.models.rf_init.estimate_gaze), through its behaviour normalisation (set it first)."""
         mouse = self.check_mouse(mouse)
-        if getattr(self, "shifters", None) is None:
+        if self.shifters is None:
             return
         norm = self.readouts[mouse].behaviour_norm
         mean, std = norm.mean[2:].double(), norm.var[2:].double().sqrt() + 1e-6

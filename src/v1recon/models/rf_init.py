@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from v1recon.errors import V1ReconError
+from v1recon.filters import causal_conv
 
 ORIENTATIONS = 4
 POOL = 2  # average-pool the 36 x 64 frame by this factor (as the fast3d core)
@@ -44,7 +45,6 @@ def energy_maps(video: np.ndarray | torch.Tensor, full_resolution: bool = False)
     the response at t. Channels: ORIENTATIONS, or ORIENTATIONS x 2 periods with `full_resolution` (the frame is
     filtered before the energy is pooled, so gratings finer than the pooled frame can hold still count)."""
     from v1recon.models.factorised import gabor_bank
-    from v1recon.sim.model import causal_conv
 
     x = (torch.as_tensor(video, dtype=torch.float32)[:, None] - 127.5) / 64.0
     if full_resolution:

@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from v1recon import FRAME_SHAPE
+from v1recon.filters import causal_conv
 from v1recon.models.base import check_encoder_inputs, with_defaults
 from v1recon.models.factorised import CausalWholeTrialModel, RunningNorm, Shifter, gabor_bank, inverse_softplus
 
@@ -162,8 +163,6 @@ class Subunit(CausalWholeTrialModel):
 
     def predict(self, video, behaviour, mouse: int, start: int = 0) -> torch.Tensor:
         """Responses (B, N, T - start) to frames start..T-1; earlier frames serve only as temporal context."""
-        from v1recon.sim.model import causal_conv  # (the simulator imports the models package)
-
         mouse = self.check_mouse(mouse)
         check_encoder_inputs(video, behaviour)
         r = self.readouts[mouse]
@@ -196,6 +195,14 @@ class Subunit(CausalWholeTrialModel):
         return causal_conv(rate, torch.softmax(self.calcium_logits, 0))[..., start - first :]
 
     # -- starting points from the data ---------------------------------------------------------------------------
+    def start_from_data(self, mouse: int, data) -> None:
+        """As every causal model (statistics, gaze, window centres), then each neuron's filter pair from the
+        spike-triggered covariance at its window (`filter_start`), once per mouse for the models of a run."""
+        super().start_from_data(mouse, data)
+        gaze = data.gaze(self.gaze_trials)  # the estimate the shifter started from (kept, not repeated)
+        filters = data.once("filters", lambda: self.filter_start(mouse, data.frames(gaze), data.responses))
+        self.set_filters(mouse, filters)
+
     @torch.no_grad()
     def set_response_mean(self, mouse: int, mean) -> None:
         """Initialise the bias so that a zero drive predicts each neuron's mean response (N,)."""
@@ -224,8 +231,6 @@ class Subunit(CausalWholeTrialModel):
         """Filter-pair coefficients (N, 2, basis) at the two basis directions along which each neuron's
         response-weighted covariance of the basis responses most exceeds their covariance (whitened spike-triggered
         covariance), at the windows set by `set_readout_positions`."""
-        from v1recon.sim.model import causal_conv
-
         r = self.readouts[self.check_mouse(mouse)]
         pad = self.window // 2
         index = self._window_index(r.centre)

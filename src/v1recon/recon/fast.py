@@ -26,16 +26,15 @@ import numpy as np
 import torch
 
 from v1recon.device import autocast
+from v1recon.models.base import WindowGeometry
 from v1recon.recon.objective import (
-    CLIP_FRAMES,
-    WINDOW_SPAN,
-    is_windowed,
+    escape_saddle,
     poisson_nll,
     predict_trial,
     predict_windows,
     window_coverage,
+    windowing,
 )
-from v1recon.recon.paper import escape_saddle
 
 
 @dataclass
@@ -61,23 +60,23 @@ def _lr_factor(step: int, s: FastSettings) -> float:
     return s.final_lr_fraction + (1 - s.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def _tiled_ends(n_frames: int, offset: int) -> list[int]:
-    """Window end frames that cover the movie once per step: pairs ending at s+30, s+31 every 32 frames."""
-    last = n_frames - CLIP_FRAMES
-    starts = list(range(offset % CLIP_FRAMES, last + 1, CLIP_FRAMES)) or [last]
-    ends = []
-    for s in starts:
-        ends += [s + WINDOW_SPAN - 1, s + WINDOW_SPAN]
-    return ends
+def _tiled_ends(n_frames: int, geometry: WindowGeometry, offset: int) -> list[int]:
+    """Window end frames that cover the movie once per step: `step` windows ending at s + reach, s + reach + 1, ...
+    for clips starting every reach + step frames (DwiseNeuro: pairs ending at s+30, s+31 every 32 frames)."""
+    clip = geometry.reach + geometry.step
+    last = n_frames - clip
+    starts = list(range(offset % clip, last + 1, clip)) or [last]
+    return [s + geometry.reach + j for s in starts for j in range(geometry.step)]
 
 
 def fast_loss(encoder, video, behaviour, responses, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
     """Per-trial loss (B,) of one model on the whole movie, and its cost in window passes."""
     T = video.shape[1]
-    if is_windowed(encoder):
-        ends = _tiled_ends(T, int(rng.integers(CLIP_FRAMES)))
+    geometry = windowing(encoder)
+    if geometry is not None:
+        ends = _tiled_ends(T, geometry, int(rng.integers(geometry.reach + geometry.step)))
         pred = predict_windows(encoder, video, behaviour, ends)
-        covered = window_coverage(ends, T).to(video.device)
+        covered = window_coverage(geometry, ends, T).to(video.device)
         loss = poisson_nll(pred[..., covered].float(), responses[..., covered])
         return loss, float(len(ends) * video.shape[0])
     pred, cost = predict_trial(encoder, video, behaviour)

@@ -1,9 +1,10 @@
 """What every reconstruction method shares: the loss, how a clip is predicted, and how cost is counted.
 
 Cost unit ("window pass"): one forward + backward pass of one DwiseNeuro window, i.e. 16 predicted frames.
-A windowed encoder (one with `predict_windows`) is charged one pass per window it evaluates; any other encoder
-is charged frames_forwarded / 16 (frame-equivalents). With this unit one iteration of the published loop costs
-70 passes for a 300-frame movie whichever kind of encoder runs it (35 sub-batches x 2 windows = 35 x 32 / 16).
+A windowed encoder (one with a `windowing`, see v1recon.models.base.WindowGeometry) is charged one pass per window
+it evaluates; any other encoder is charged frames_forwarded / 16 (frame-equivalents). With this unit one iteration
+of the published loop costs 70 passes for a 300-frame movie whichever kind of encoder runs it (35 sub-batches x 2
+windows = 35 x 32 / 16).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-WINDOW_FRAMES = 16  # frames predicted by one model window: the cost unit
-WINDOW_STEP = 2  # a DwiseNeuro window takes every 2nd frame
-WINDOW_SPAN = (WINDOW_FRAMES - 1) * WINDOW_STEP + 1  # 31 frames from first to last input frame
+from v1recon.models.base import WindowGeometry, networks
+
+PASS_FRAMES = 16  # frames predicted by one DwiseNeuro window: the cost unit
 CLIP_FRAMES = 32  # a sub-batch of the published loop; also the shortest trial we reconstruct
 EPS = 1e-8  # inside the log of the Poisson loss, as published
 
@@ -28,15 +29,9 @@ def poisson_nll(pred: torch.Tensor, resp: torch.Tensor, dims: Sequence[int] = (-
     return (pred - resp * torch.log(pred + EPS)).mean(dim=tuple(dims))
 
 
-def is_windowed(encoder) -> bool:
-    """True for encoders that can be asked for explicit model windows (DwiseNeuro-style).
-
-    An encoder may offer `predict_windows` yet say `windowed = False` (a whole-trial model behind a generic adapter).
-    """
-    flag = getattr(encoder, "windowed", None)
-    if flag is not None:
-        return bool(flag)
-    return callable(getattr(encoder, "predict_windows", None))
+def windowing(encoder) -> WindowGeometry | None:
+    """The window geometry of a windowed encoder (one that offers `predict_windows`), None for any other."""
+    return getattr(encoder, "windowing", None)
 
 
 def predict_windows(encoder, video: torch.Tensor, behaviour: torch.Tensor, ends: Sequence[int]) -> torch.Tensor:
@@ -45,65 +40,48 @@ def predict_windows(encoder, video: torch.Tensor, behaviour: torch.Tensor, ends:
     video (B, T, 36, 64), behaviour (B, 4, T) -> (B, N, T): every frame covered by at least one window holds the
     mean of the predictions made for it; uncovered frames hold 0 (`window_coverage` says which frames count).
     """
-    pred = encoder.predict_windows(video, behaviour, list(ends))  # (B, W, N, 16)
+    pred = encoder.predict_windows(video, behaviour, list(ends))  # (B, W, N, frames)
     B, W, N, K = pred.shape
     T = video.shape[1]
-    idx = torch.tensor([[e - WINDOW_STEP * (K - 1 - k) for k in range(K)] for e in ends], device=pred.device)
+    flat_idx = encoder.windowing.frame_index(torch.as_tensor(list(ends), device=pred.device)).reshape(-1)
     out = pred.new_zeros(B, N, T)
     count = pred.new_zeros(T)
-    flat_idx = idx.reshape(-1)
     out.index_add_(2, flat_idx, pred.permute(0, 2, 1, 3).reshape(B, N, W * K))
     count.index_add_(0, flat_idx, torch.ones_like(flat_idx, dtype=pred.dtype))
     return out / count.clamp(min=1)
 
 
-def window_coverage(ends: Sequence[int], n_frames: int) -> torch.Tensor:
+def window_coverage(geometry: WindowGeometry, ends: Sequence[int], n_frames: int) -> torch.Tensor:
     """(T,) bool: frames predicted by at least one of the windows ending at `ends`."""
     covered = torch.zeros(n_frames, dtype=torch.bool)
-    for e in ends:
-        covered[e - WINDOW_SPAN + 1 : e + 1 : WINDOW_STEP] = True
+    covered[geometry.frame_index(torch.as_tensor(list(ends))).reshape(-1)] = True
     return covered
 
 
 def predict_clips(encoder, clips: torch.Tensor, behaviour: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Predict 32-frame clips as the published loop does; return (prediction (M, N, 32), window passes).
 
-    A windowed encoder is asked for the 2 windows ending at the clip's frames 30 and 31 (together they cover all
-    32 frames, one window each, so the "average where they overlap" is trivial); any other encoder predicts the
-    whole clip and all of its frames count (the first frames then lack temporal context, as they do for the
-    window ending at frame 30).
+    A windowed encoder is asked for the windows ending at the clip's last `step` frames (DwiseNeuro: 30 and 31;
+    together they cover all 32 frames, one window each, so the "average where they overlap" is trivial); any other
+    encoder predicts the whole clip and all of its frames count (the first frames then lack temporal context, as
+    they do for the window ending at frame 30).
     """
     n_clips, n_frames = clips.shape[:2]
-    if is_windowed(encoder):
-        ends = [n_frames - 2, n_frames - 1]
+    geometry = windowing(encoder)
+    if geometry is not None:
+        ends = [n_frames - geometry.step + j for j in range(geometry.step)]
         return predict_windows(encoder, clips, behaviour, ends), float(len(ends) * n_clips)
-    return encoder(clips, behaviour), n_clips * n_frames / WINDOW_FRAMES
+    return encoder(clips, behaviour), n_clips * n_frames / PASS_FRAMES
 
 
 def predict_trial(encoder, video: torch.Tensor, behaviour: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Whole-trial prediction (B, N, T) through the encoder contract, and its cost in window passes."""
     pred = encoder(video, behaviour)
-    if is_windowed(encoder):
-        # the model's own full-trial prediction evaluates every window ending at frame 30..T-1
-        return pred, float(video.shape[0] * max(video.shape[1] - WINDOW_SPAN + 1, 1))
-    return pred, video.shape[0] * video.shape[1] / WINDOW_FRAMES
-
-
-def _modules(encoder) -> list[torch.nn.Module]:
-    """The torch modules behind an encoder (itself, or a bound model, or the members of an ensemble)."""
-    if isinstance(encoder, torch.nn.Module):
-        return [encoder]
-    found = []
-    for name in ("model", "module", "encoder"):
-        sub = getattr(encoder, name, None)
-        if isinstance(sub, torch.nn.Module):
-            found.append(sub)
-    for name in ("encoders", "members", "models"):
-        subs = getattr(encoder, name, None)
-        if isinstance(subs, (list, tuple)):
-            for sub in subs:
-                found.extend(_modules(sub))
-    return found
+    geometry = windowing(encoder)
+    if geometry is not None:
+        # the model's own full-trial prediction evaluates every window ending at frame reach..T-1
+        return pred, float(video.shape[0] * max(video.shape[1] - geometry.reach, 1))
+    return pred, video.shape[0] * video.shape[1] / PASS_FRAMES
 
 
 @contextlib.contextmanager
@@ -111,7 +89,7 @@ def frozen(encoders: Sequence) -> Iterator[None]:
     """Evaluation mode and no weight gradients for the encoders' modules; restores both afterwards."""
     saved = []
     for enc in encoders:
-        for mod in _modules(enc):
+        for mod in networks(enc):
             saved.append((mod, mod.training, [(p, p.requires_grad) for p in mod.parameters()]))
             mod.eval()
             mod.requires_grad_(False)
@@ -126,9 +104,27 @@ def frozen(encoders: Sequence) -> Iterator[None]:
 
 def encoder_device(encoder, default: torch.device) -> torch.device:
     """The device an encoder's weights live on (the default for weightless encoders)."""
-    for mod in _modules(encoder):
+    for mod in networks(encoder):
         for p in mod.parameters():
             return p.device
         for b in mod.buffers():
             return b.device
     return default
+
+
+SADDLE_JITTER = 1.0  # grey levels (std) added to a start whose gradient vanishes
+
+
+def escape_saddle(video: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, seed: int) -> bool:
+    """Jitter, in place, the movies (B, T, H, W) whose gradient is exactly zero; True if any was jittered.
+
+    Uniform grey gives no gradient at all through encoders that respond only to contrast (rectified or energy
+    units, contrast normalisation); a 1-grey-level seeded jitter inside the update mask breaks the symmetry.
+    """
+    dead = grad.flatten(1).abs().amax(dim=1) == 0
+    if not bool(dead.any()):
+        return False
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(video.shape, generator=gen).to(video.device) * SADDLE_JITTER * mask
+    video[dead] = (video[dead] + noise[dead]).clamp(0, 255)
+    return True

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from v1recon.recon.objective import CLIP_FRAMES, poisson_nll, predict_clips
+from v1recon.recon.objective import CLIP_FRAMES, escape_saddle, poisson_nll, predict_clips
 
 SUBBATCH_STRIDE = 8
 GRAD_NORM_EPS = 1e-6
@@ -101,24 +101,6 @@ def subbatch_gradient(
     for s in starts:
         count[s : s + CLIP_FRAMES] += 1
     return grad_sum / count.view(1, T, 1, 1), loss_sum / len(starts), passes
-
-
-SADDLE_JITTER = 1.0  # grey levels (std) added to a start whose gradient vanishes
-
-
-def escape_saddle(video: torch.Tensor, grad: torch.Tensor, mask: torch.Tensor, seed: int) -> bool:
-    """Jitter, in place, the movies (B, T, H, W) whose gradient is exactly zero; True if any was jittered.
-
-    Uniform grey gives no gradient at all through encoders that respond only to contrast (rectified or energy
-    units, contrast normalisation); a 1-grey-level seeded jitter inside the update mask breaks the symmetry.
-    """
-    dead = grad.flatten(1).abs().amax(dim=1) == 0
-    if not bool(dead.any()):
-        return False
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    noise = torch.randn(video.shape, generator=gen).to(video.device) * SADDLE_JITTER * mask
-    video[dead] = (video[dead] + noise[dead]).clamp(0, 255)
-    return True
 
 
 def reconstruct_paper(

@@ -40,6 +40,7 @@ from torch import nn
 
 from v1recon import FRAME_SHAPE
 from v1recon.errors import V1ReconError
+from v1recon.filters import causal_conv
 from v1recon.models.base import check_encoder_inputs
 from v1recon.sim.behaviour import EyeAndBody
 
@@ -150,17 +151,6 @@ def gaussian_matrix(n: int, sigma_px: float) -> np.ndarray:
     x = np.arange(n, dtype=np.float64)
     g = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma_px) ** 2)
     return g / g.sum(1, keepdims=True)
-
-
-def causal_conv(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Causal convolution over the last axis, y[t] = sum_k kernel[k] x[t - k] (zero before the trial start).
-
-    x (..., T) and kernel (..., L) broadcast against each other (per-channel or shared kernels). Done with FFTs,
-    which on the CPU is several times faster than a grouped conv1d with thousands of channels.
-    """
-    t = x.shape[-1]
-    n = t + kernel.shape[-1]
-    return torch.fft.irfft(torch.fft.rfft(x, n) * torch.fft.rfft(kernel, n), n)[..., :t]
 
 
 class GroundTruthV1(nn.Module):

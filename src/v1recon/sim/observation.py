@@ -56,7 +56,7 @@ def _smooth(events: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Causal filtering along time with the calcium kernel (FFT convolution, as in the ground-truth model)."""
     import torch
 
-    from v1recon.sim.model import causal_conv
+    from v1recon.filters import causal_conv
 
     out = causal_conv(torch.from_numpy(events.astype(np.float32)), torch.as_tensor(kernel, dtype=torch.float32))
     return torch.where(out > 1e-6, out, 0.0).numpy()  # exact zeros between events, not FFT round-off

@@ -233,7 +233,8 @@ def train_run(
     from v1recon.models import build_model
     from v1recon.training.clips import load_training_trials
     from v1recon.training.config import train_config
-    from v1recon.training.trainer import SharedStart, Trainer
+    from v1recon.training.start import SharedStart
+    from v1recon.training.trainer import Trainer
 
     t0 = time.perf_counter()
     out = Path(out)

@@ -4,10 +4,8 @@ checkpoints after every epoch and resume from the last complete epoch."""
 from __future__ import annotations
 
 import csv
-import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from v1recon.training.ema import EMA, ema_decay_for
 from v1recon.training.losses import poisson_loss
 from v1recon.training.schedules import WarmupCosine
 from v1recon.training.splits import Split
+from v1recon.training.start import DataStart, SharedStart
 
 VAL_SKIP_FRAMES = 50  # as the Sensorium single-trial correlation
 PROBE_STEPS = 4  # timed steps before a time budget first cuts the plan
@@ -105,16 +104,6 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
-@dataclass
-class SharedStart:
-    """RF starting points that every model of a run shares: computed once per mouse from the trials of `folds`
-    and kept in `found`. `v1recon train` uses every fold but the held-out test fold, so a model's start may have
-    seen its validation trials (its validation correlation is then slightly optimistic), never the test movies."""
-
-    folds: tuple[int, ...]
-    found: dict = field(default_factory=dict)  # (what, mouse index, architecture) -> positions or filters
-
-
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -169,62 +158,20 @@ class Trainer:
             self._init_from_data()
 
     def _init_from_data(self) -> None:
-        """Let models that offer it start from the data's behaviour statistics, mean responses, gaze correction
-        (models with a shifter), RF positions and (subunit models) RF filters.
+        """Let the model start each mouse's readout from the data (`MultiMouseModel.start_from_data`): behaviour
+        statistics, mean responses, gaze correction, RF positions and filters, as the model uses them.
 
         Saves the early epochs a readout would otherwise spend finding each neuron's baseline and place. The RF
         starts come from `shared_start` when one is given (computed once per mouse for all models of a run).
         """
+        clip = int(self.model.train_clip_frames)
         pairs = list(zip(self.mice, self.train_indices, strict=True))
         # a bar per mouse: the subunit model's full-resolution RF search and filter start take about a minute each
         bar = tqdm(pairs, desc="starting points from the data", unit="mouse", leave=False, disable=not self.progress)
         for m, (mouse, idx) in enumerate(bar):
-            if hasattr(self.model, "set_behaviour_statistics"):
-                beh = np.concatenate([mouse.behaviour[i] for i in idx], axis=1)
-                self.model.set_behaviour_statistics(m, beh.mean(1), beh.std(1) + 1e-6)
-            if hasattr(self.model, "set_response_mean"):
-                total = sum(mouse.responses[i].sum(1, dtype=np.float64) for i in idx)
-                frames = sum(mouse.responses[i].shape[1] for i in idx)
-                self.model.set_response_mean(m, (total / frames).astype(np.float32))
-            if hasattr(self.model, "set_readout_positions"):
-                self._start_receptive_fields(m, mouse, idx)
+            data = DataStart(mouse, m, idx, self.model.architecture, clip, self.shared_start)
+            self.model.start_from_data(m, data)
         self.ema = EMA(self.model, self.ema.decay)  # the average starts from the initialised weights
-
-    def _start_receptive_fields(self, m: int, mouse: MouseTrials, idx: list[int]) -> None:
-        from v1recon.models.rf_init import estimate_gaze, gaze_corrected, rf_positions
-
-        shared = self.shared_start
-        if shared is not None:
-            idx = mouse.indices(shared.folds, min_frames=int(self.model.train_clip_frames)) or idx
-        videos, responses = [mouse.videos[i] for i in idx], [mouse.responses[i] for i in idx]
-
-        def once(what: str, compute):
-            if shared is None:
-                return compute()
-            key = (what, m, self.model.architecture)
-            if key not in shared.found:
-                shared.found[key] = compute()
-            return shared.found[key]
-
-        gaze = None
-        if getattr(self.model, "shifters", None) is not None:
-            # RFs are found on frames moved back by the gaze, and the shifter starts at the same correction
-            pupils = [mouse.behaviour[i][2:4] for i in idx]
-            trials = self.model.gaze_trials  # every model with a shifter states its own
-            gaze = once("gaze", lambda: estimate_gaze(videos, pupils, responses, max_trials=trials))
-            self.model.set_gaze(m, *gaze)
-
-        @functools.cache
-        def frames() -> list[np.ndarray]:  # made only when a start is not shared yet
-            if gaze is None:
-                return videos
-            return [gaze_corrected(v, p, *gaze) for v, p in zip(videos, pupils, strict=True)]
-
-        options = getattr(self.model, "rf_init_options", {})
-        positions = once("positions", lambda: rf_positions(frames(), responses, **options)[0])
-        self.model.set_readout_positions(m, positions)
-        if hasattr(self.model, "filter_start"):
-            self.model.set_filters(m, once("filters", lambda: self.model.filter_start(m, frames(), responses)))
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:
