@@ -60,7 +60,7 @@ def in_silico_trials(n_neurons: int, n_trials: int, frames: int, seed: int):
 def run_trials(args):
     """Trials and encoders from a training run and a recording folder."""
     from v1recon.data import open_recordings
-    from v1recon.training.run import load_encoders
+    from v1recon.runs import load_encoders
 
     rec = [r for r in open_recordings(args.data)][args.mouse]
     ids = rec.trial_ids(tier=args.tier, with_responses=True)[: args.trials]

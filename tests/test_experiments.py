@@ -34,8 +34,8 @@ def run(tmp_path_factory):
     from v1recon.data import open_recordings
     from v1recon.models import build_model, save_model
     from v1recon.recon.masks import AlphaMask, mask_path, save_mask
+    from v1recon.runs import RunInfo, model_stem, recording_identity
     from v1recon.sim.simulate import simulate
-    from v1recon.training.run import RunInfo, model_stem, recording_identity
     from v1recon.training.splits import plan_splits
 
     root = tmp_path_factory.mktemp("experiments")

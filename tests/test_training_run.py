@@ -55,7 +55,7 @@ def test_rerun_skips_finished_models_and_other_runs_are_refused(run, data):
 
 def test_load_encoders_returns_working_encoders(run, data):
     from v1recon.data import open_recordings
-    from v1recon.training.run import load_encoders, load_run
+    from v1recon.runs import load_encoders, load_run
 
     encoders = load_encoders(run, "insilico-s0-m1")
     assert len(encoders) == 2 and all(e.n_neurons == 60 for e in encoders)
@@ -175,7 +175,7 @@ def test_evaluate_refuses_a_checkpoint_of_another_architecture(run, tmp_path):
     import shutil
 
     from v1recon.models import build_model, save_model
-    from v1recon.training.run import load_encoders
+    from v1recon.runs import load_encoders
 
     copy = tmp_path / "run"
     shutil.copytree(run, copy)

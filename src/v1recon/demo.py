@@ -20,7 +20,7 @@ from pathlib import Path
 
 from v1recon.errors import V1ReconError
 from v1recon.io import read_json, write_json
-from v1recon.training.run import DEMO_FILE
+from v1recon.runs import DEMO_FILE
 
 TIER = "final_test"
 
@@ -89,7 +89,7 @@ class Demo:
         simulate(self.data_dir, preset=c.sim_preset, n_mice=c.mice, seed=c.seed, overwrite=True, log=self.log)
 
     def training_done(self) -> bool:
-        from v1recon.training.run import RUN_FILE, load_run
+        from v1recon.runs import RUN_FILE, load_run
 
         if not (self.run_dir / RUN_FILE).is_file():
             return False

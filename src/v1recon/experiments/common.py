@@ -42,7 +42,7 @@ def check_output(run_dir: str | Path, name: str, overwrite: bool) -> Path:
 class Setup:
     """One mouse of a trained run, ready for analyses: its encoders, masks, recording and (in silico) true model."""
 
-    run: Any  # v1recon.training.run.RunInfo
+    run: Any  # v1recon.runs.RunInfo
     recording: Any  # v1recon.data.Recording
     encoders: list
     update_mask: np.ndarray  # (36, 64) bool, pixels the reconstruction may change
@@ -59,7 +59,7 @@ class Setup:
 
     def identity(self) -> dict:
         """Data and model identities for the sidecar."""
-        from v1recon.training.run import recording_identity
+        from v1recon.runs import recording_identity
 
         return {
             "run": str(Path(self.run.path).resolve()),
@@ -87,9 +87,8 @@ def open_setup(
     """
     from v1recon.device import pick_device
     from v1recon.recon.masks import load_mask, mask_path
+    from v1recon.runs import load_encoders, load_run, match_recordings
     from v1recon.sim import load_truth
-    from v1recon.training.evaluate import match_recordings
-    from v1recon.training.run import load_encoders, load_run
 
     run = load_run(run_dir)
     recordings = match_recordings(run, data if data is not None else run.data)

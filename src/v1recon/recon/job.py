@@ -117,7 +117,7 @@ def _mouse_recordings(run, data: Path) -> list:
 
 
 def _encoders(run_dir: Path, rec, models: list[int] | None, device: str, oracle: bool):
-    from v1recon.training.run import load_encoders
+    from v1recon.runs import load_encoders
 
     if oracle:
         from v1recon.sim import load_truth
@@ -257,7 +257,7 @@ def run_reconstruction(
 
     from v1recon.device import pick_device, seed_everything
     from v1recon.io import atomic_path
-    from v1recon.training.run import load_run
+    from v1recon.runs import load_run
 
     config = config or ReconConfig()
     out, run_dir, data = Path(out), Path(run_dir), Path(data)
@@ -338,7 +338,7 @@ def _write_trial(plan: MousePlan, k: int, res: Reconstruction, folder: Path, mas
     masks: (update mask, evaluation mask, note on how they were chosen)."""
     from v1recon.io import save_npz, write_sidecar
     from v1recon.metrics.video import response_consistency, video_correlation, video_metrics
-    from v1recon.training.run import recording_identity
+    from v1recon.runs import recording_identity
 
     update, evaluation, note = masks
     config, tier = job.config, job.tier
@@ -504,7 +504,7 @@ def make_mask(
     from tqdm.auto import tqdm
 
     from v1recon.recon.masks import train_alpha_mask
-    from v1recon.training.run import load_encoders, recording_identity
+    from v1recon.runs import load_encoders, recording_identity
 
     iterations = iterations or CPU_MASK_ITERATIONS
     encoders = load_encoders(run_dir, rec.name, device=device)
@@ -546,7 +546,7 @@ def run_masks(
 ) -> list[tuple[Path, dict]]:
     """Train and save the mask of every mouse of the run found in `data`; returns (path, summary) per mouse."""
     from v1recon.device import pick_device
-    from v1recon.training.run import load_run
+    from v1recon.runs import load_run
 
     if iterations < 1:
         raise V1ReconError(f"--iterations {iterations}: must be at least 1.")

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from v1recon.errors import V1ReconError
+from v1recon.runs import RUN_FILE
 
-RUN_FILE = "run.json"
 _TRIAL_RE = re.compile(r"^trial-(\d+)$")
 _MODEL_RE = re.compile(r"^model-(\d+)$")
 

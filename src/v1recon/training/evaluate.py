@@ -18,25 +18,6 @@ def stimulus_ids(videos: list[np.ndarray]) -> list[str]:
     return [hashlib.sha1(np.ascontiguousarray(v, dtype=np.float32).tobytes()).hexdigest()[:16] for v in videos]
 
 
-def match_recordings(run, data: str | Path) -> list:
-    """The recording of every mouse of the run, found by name under `data`; neuron counts must agree."""
-    from v1recon.data import open_recordings
-
-    found = {r.name: r for r in open_recordings(data)}
-    out = []
-    for mouse in run.mice:
-        name, n = mouse["name"], int(mouse["n_neurons"])
-        if name not in found:
-            raise V1ReconError(
-                f"{data}: holds no mouse {name!r} of the run {run.path} (found: {', '.join(sorted(found)) or 'none'})."
-            )
-        rec = found[name]
-        if int(rec.n_neurons) != n:
-            raise V1ReconError(f"{rec.path}: has {rec.n_neurons} neurons but the run's models predict {n} for {name}.")
-        out.append(rec)
-    return out
-
-
 def _load_trials(recording, tiers) -> tuple[list[int], list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     ids = recording.trial_ids(tier=tiers, with_responses=True)
     if not ids:
@@ -56,7 +37,7 @@ def evaluate_mouse(run, recording, device, tiers=TEST_TIERS, with_truth: bool = 
     from tqdm.auto import tqdm
 
     from v1recon.metrics.encoder import single_trial_correlation
-    from v1recon.training.run import load_encoders
+    from v1recon.runs import load_encoders
     from v1recon.training.trainer import predict_trials
 
     encoders = load_encoders(run.path, recording.name, device)
@@ -137,7 +118,7 @@ def evaluate_run(
     from v1recon.device import pick_device
     from v1recon.io import provenance as _provenance
     from v1recon.io import write_json
-    from v1recon.training.run import load_run
+    from v1recon.runs import load_run, match_recordings
 
     run = load_run(run_dir)
     out = run.path / EVALUATION_FILE

@@ -214,7 +214,7 @@ def _computed_example(ctx, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | N
     import torch
 
     from v1recon.models import EnsembleEncoder
-    from v1recon.training.run import load_encoders
+    from v1recon.runs import load_encoders
 
     encoders = load_encoders(ctx.run_dir, mouse)
     trial = rec.trial(ids[0])
