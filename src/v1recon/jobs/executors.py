@@ -20,19 +20,21 @@ def _bar(job: Job, todo: list[Task], progress: bool):
     return tqdm(total=len(todo), desc=job.title, unit="task", disable=not progress)
 
 
-def _line(log, task: Task, seconds: float) -> None:
+def _finished(task: Task, result, seconds: float, log, on_done) -> None:
     if log is not None:
         log(f"{task.name}: done in {seconds:.1f} s")
+    if on_done is not None:
+        on_done(task.name, result)
 
 
-def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None) -> dict[str, Any]:
+def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None, on_done=None) -> dict[str, Any]:
     """In this process, in dependency order (`address` is not used)."""
     results = {}
     with _bar(job, todo, progress) as bar:
         for task in todo:
             bar.set_postfix_str(task.name)
             results[task.name], seconds = execute(task, str(job.stamp_path(task)))
-            _line(log, task, seconds)
+            _finished(task, results[task.name], seconds, log, on_done)
             bar.update(1)
     return results
 
@@ -54,7 +56,12 @@ def _unwrap(err: Exception) -> Exception:
 
 
 def run_ray(
-    job: Job, todo: list[Task], address: str | None = None, progress=True, log: Callable | None = None
+    job: Job,
+    todo: list[Task],
+    address: str | None = None,
+    progress=True,
+    log: Callable | None = None,
+    on_done: Callable | None = None,
 ) -> dict[str, Any]:
     """On a Ray cluster: `address` None starts a local one for this job (stopped at the end), "auto" or HOST:PORT
     joins a running one. Tasks start as soon as the tasks they need are done."""
@@ -93,7 +100,7 @@ def run_ray(
                             raise V1ReconError(str(cause)) from None
                         raise V1ReconError(f"task {task.name} failed on the Ray cluster: {cause}") from cause
                     finished.add(task.name)
-                    _line(log, task, seconds)
+                    _finished(task, results[task.name], seconds, log, on_done)
                     bar.update(1)
     finally:
         if started_here:
