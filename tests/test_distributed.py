@@ -46,3 +46,21 @@ def test_global_batch_norm_equals_batch_norm_in_one_process(tmp_path):
         torch.testing.assert_close(plain.running_mean, twin.running_mean)
     finally:
         dist.destroy_process_group()
+
+
+def test_a_mouse_too_large_for_memory_trains_from_disk_to_the_same_weights(tmp_path, monkeypatch):
+    from v1recon.training import clips
+    from v1recon.training.run import _training_trials
+
+    data = simulate_tiny(tmp_path, n_mice=1)
+    args = {**ARGS, "epochs": 1}
+    _training_trials.cache_clear()
+    train_run(data, tmp_path / "memory", log=lambda _: None, **args)
+    monkeypatch.setattr(clips, "IN_MEMORY_BYTES", 0)  # every mouse counts as large
+    _training_trials.cache_clear()
+    assert isinstance(_training_trials(str(data), ("insilico-s0-m0",), 7)[0].responses, clips.DiskResponses)
+    train_run(data, tmp_path / "disk", log=lambda _: None, **args)
+    _training_trials.cache_clear()
+    a, b = (load_file(tmp_path / n / "models" / "model-0.safetensors") for n in ("memory", "disk"))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -1,6 +1,7 @@
 """Executors: who runs a job's tasks. `local` runs them one after another in this process; `ray` ships them to the
 workers of a Ray cluster (a local one started for the job, or an existing one at `--address`), as many at once as
-the cluster's CPUs and GPUs allow, retrying a task whose worker died."""
+the cluster's CPUs and GPUs allow, retrying a task whose worker died. A local cluster gets every core of this machine,
+or the number in the environment variable V1RECON_RAY_CPUS."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from v1recon.errors import V1ReconError
 from v1recon.jobs.tasks import Job, Task, execute
 
+LOCAL_CPUS_VARIABLE = "V1RECON_RAY_CPUS"  # CPUs of a local Ray cluster (default: every core of this machine)
 MAX_RETRIES = 3  # re-runs of a task whose worker process died (Ray's max_retries; exceptions are not retried)
 
 
@@ -70,7 +72,7 @@ def run_ray(
     if started_here:
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
         if address is None:
-            options["num_cpus"] = os.cpu_count() or 1
+            options["num_cpus"] = int(os.environ.get(LOCAL_CPUS_VARIABLE) or os.cpu_count() or 1)
         try:
             ray.init(address=address, **options)
         except ConnectionError as err:

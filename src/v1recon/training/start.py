@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from v1recon.training.clips import MouseTrials
+from v1recon.training.clips import MouseTrials, Subset
 
 
 @dataclass
@@ -50,7 +50,7 @@ class DataStart:
         start = trials.indices(shared.folds, min_frames=min_frames) if shared is not None else []
         self.start = start or self.train  # trials of the RF starts
         self.videos = [trials.videos[i] for i in self.start]
-        self.responses = [trials.responses[i] for i in self.start]
+        self.responses = Subset(trials.responses, self.start)  # read when needed: large mice stay on disk
         self._pupils = [trials.behaviour[i][2:4] for i in self.start]
 
     # -- the model's own training trials -------------------------------------------------------------------------
@@ -62,7 +62,7 @@ class DataStart:
     def response_mean(self) -> np.ndarray:
         """Mean response (N,) over every frame of the training trials."""
         total = sum(self.trials.responses[i].sum(1, dtype=np.float64) for i in self.train)
-        frames = sum(self.trials.responses[i].shape[1] for i in self.train)
+        frames = sum(self.trials.videos[i].shape[0] for i in self.train)
         return (total / frames).astype(np.float32)
 
     # -- receptive-field starts (shared by the models of a run) -------------------------------------------------
