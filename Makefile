@@ -14,7 +14,8 @@ $(VENV)/.installed: pyproject.toml
 	# A CPU build of torch where there is no NVIDIA GPU (a plain install may pull a multi-GB CUDA build).
 	if command -v nvidia-smi >/dev/null 2>&1; then $(PY) -m pip install -q torch; \
 	else $(PY) -m pip install -q torch==2.13.0; fi
-	$(PY) -m pip install -q -e '.[dev]'
+	# the nwb extra too, so that the import/export tests run for real
+	$(PY) -m pip install -q -e '.[dev,nwb]'
 	touch $@
 
 demo: $(VENV)/.installed
