@@ -106,7 +106,8 @@ def test_absent_behaviour_is_written_absent_and_filled_when_read(tmp_path, caplo
     with caplog.at_level(logging.WARNING, logger="v1recon"):
         first, second = rec.trial(0), rec.trial(1)
     assert (first.behaviour == 0).all() and (second.behaviour == 0).all()
-    assert rec.filled_behaviour == dict.fromkeys(["pupil dilation", "running speed", "pupil x", "pupil y"], "0 (no statistics)")
+    channels = ["pupil dilation", "running speed", "pupil x", "pupil y"]
+    assert rec.filled_behaviour == dict.fromkeys(channels, "0 (no statistics)")
     (message,) = [r.getMessage() for r in caplog.records]  # said once per recording, not per trial
     assert str(folder) in message and "behaviour not recorded" in message
 
@@ -127,7 +128,7 @@ def _bad_files(tmp_path):
     times = 1.0 + np.arange(560) / 30.0
     times[[100, 101]] = times[[101, 100]]
     path, _ = movie_session(tmp_path / "unordered.nwb", stimulus_times=times)
-    cases["not increasing"] = (path, "series 'stimulus/presentation/natural_movie' has timestamps that are not increasing")
+    cases["not increasing"] = (path, "'stimulus/presentation/natural_movie' has timestamps that are not increasing")
     path, truth = movie_session(tmp_path / "apart.nwb")
     _corrupt(path, "processing/ophys/Deconvolved/Deconvolved/timestamps", truth["imaging_times"] + 1000.0)
     cases["no overlap"] = (path, "do not overlap in time")
@@ -174,5 +175,5 @@ def test_cli_bad_input_exits_2_with_one_line(bad_files, tmp_path):
 
 def test_without_pynwb_the_error_says_how_to_install_it(session, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynwb", None)  # what `import pynwb` meets where it is not installed
-    with pytest.raises(V1ReconError, match=r"need the optional dependency pynwb: install it with pip install -e '\.\[nwb\]'"):
+    with pytest.raises(V1ReconError, match=r"optional dependency pynwb: install it with pip install -e '\.\[nwb\]'"):
         _import(session[0], tmp_path / "data")

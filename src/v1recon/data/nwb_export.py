@@ -149,13 +149,15 @@ def export_nwb(recon_dir: str | Path, out: str | Path, *, overwrite: bool = Fals
         base = f"{mouse}_trial{trial_id}"
         comments = json.dumps({k: side.get(k) for k in ("config", "seed", "data", "models", "mask", "metrics")})
         frames = arrays["reconstruction"]
-        module.add(_series(f"{base}_reconstruction", frames, start, f"Reconstruction of trial {trial_id} of "
-                           f"{mouse} ({side['data'].get('tier')}).", comments))  # fmt: skip
-        module.add(_series(f"{base}_stimulus", arrays["truth"], start,
-                           f"The movie shown in trial {trial_id} of {mouse}, 36 x 64 at 30 Hz.", comments))  # fmt: skip
-        if "confidence" in arrays:
-            module.add(_series(f"{base}_confidence", arrays["confidence"], start,
-                               f"Per-pixel confidence of the reconstruction of trial {trial_id}.", comments))  # fmt: skip
+        shown = f"trial {trial_id} of {mouse} ({side['data'].get('tier')})"
+        parts = {
+            "reconstruction": ("reconstruction", f"Reconstruction of the movie of {shown}."),
+            "stimulus": ("truth", f"The movie shown in {shown}, 36 x 64 at 30 Hz."),
+            "confidence": ("confidence", f"Per-pixel confidence of the reconstruction of {shown}."),
+        }
+        for suffix, (key, description) in parts.items():
+            if key in arrays:
+                module.add(_series(f"{base}_{suffix}", arrays[key], start, description, comments))
         masks.setdefault(mouse, arrays)
         table.add_row(
             start_time=start, stop_time=start + frames.shape[0] / FRAME_RATE, mouse=mouse, trial_id=trial_id,
@@ -165,10 +167,10 @@ def export_nwb(recon_dir: str | Path, out: str | Path, *, overwrite: bool = Fals
         names.append(f"{base}_reconstruction")
     images = []
     for mouse, arrays in masks.items():
-        images.append(GrayscaleImage(name=f"{mouse}_alpha", data=np.asarray(arrays["alpha"], np.float32),
-                                     description="Transparency (alpha) mask of the reconstructions, 0..1."))  # fmt: skip
-        images.append(GrayscaleImage(name=f"{mouse}_evaluation_mask", data=arrays["eval_mask"].astype(np.uint8),
-                                     description="Pixels inside the evaluation mask (1)."))  # fmt: skip
+        alpha = np.asarray(arrays["alpha"], np.float32)
+        inside = np.asarray(arrays["eval_mask"]).astype(np.uint8)
+        images.append(GrayscaleImage(name=f"{mouse}_alpha", data=alpha, description="Alpha mask, 0..1."))
+        images.append(GrayscaleImage(name=f"{mouse}_evaluation_mask", data=inside, description="Evaluated pixels (1)."))
     module.add(Images(name="masks", images=images, description="Masks of each mouse's reconstructions."))
     nwbfile.add_time_intervals(table)
     nwbfile.notes = json.dumps({"summary": summary, "imports": imports}, default=str)

@@ -269,7 +269,7 @@ class Recording:
         behaviour = np.concatenate([np.array(load_npy(paths[k])[:, :length], dtype=np.float32) for k in kinds])
         absent = np.isnan(behaviour).all(axis=1)
         if absent.any():
-            behaviour[absent] = self._absent_behaviour(absent, info.trial_id)[:, None]
+            behaviour[absent] = self._absent_behaviour(absent, info.trial_id)[absent, None]
         for k, kind in enumerate(kinds):
             _check_finite(behaviour[2 * k : 2 * k + 2], paths[kind])
         return Trial(info.trial_id, info.tier, video, responses, behaviour)
