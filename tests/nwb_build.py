@@ -137,11 +137,15 @@ def movie_session(path: Path, *, n_rois=6, repeats=(0, 1, 0, 2, 0, 3, 1, 4), fra
     return write(nwbfile, path), truth
 
 
-def from_recording(recording, path: Path, *, pupil: bool = False, scale: int = 2) -> Path:
-    """An NWB file of a Sensorium-layout recording (e.g. the in-silico mouse): its trials back to back in id order
-    with 0.5 s of grey between them, the movie at `scale` x the resolution, responses at 30 Hz; running speed, and
-    the pupil only if `pupil`."""
-    infos = recording.trials
+def from_recording(
+    recording, path: Path, *, pupil: bool = False, scale: int = 2, imaging_step: int = 1, trial_ids=None, neurons=None
+) -> Path:
+    """An NWB file of a Sensorium-layout recording (e.g. the in-silico mouse): its trials (`trial_ids`, default
+    all) back to back in id order with 0.5 s of grey between them, the movie at `scale` x the resolution, the
+    responses of `neurons` (default all) imaged at 30 / `imaging_step` Hz (each sample the mean over its frames);
+    running speed, and the pupil only if `pupil`."""
+    infos = [recording.info(i) for i in (trial_ids if trial_ids is not None else range(len(recording.trials)))]
+    neurons = np.arange(recording.n_neurons) if neurons is None else np.asarray(neurons)
     frames, responses, behaviour, stim_t, trials = [], [], [], [], []
     t = 2.0
     for info in infos:
@@ -151,7 +155,7 @@ def from_recording(recording, path: Path, *, pupil: bool = False, scale: int = 2
         frames += [video, np.full((15, *video.shape[1:]), 128, np.float32)]
         times = t + np.arange(n + 15) / 30.0
         stim_t.append(times)
-        resp = trial.responses if trial.responses is not None else np.zeros((recording.n_neurons, n), np.float32)
+        resp = trial.responses[neurons] if trial.responses is not None else np.zeros((neurons.size, n), np.float32)
         responses.append(np.concatenate([resp, np.repeat(resp[:, -1:], 15, 1)], 1))
         behaviour.append(np.concatenate([trial.behaviour, np.repeat(trial.behaviour[:, -1:], 15, 1)], 1))
         trials.append((t, t + n / 30.0))
@@ -159,8 +163,12 @@ def from_recording(recording, path: Path, *, pupil: bool = False, scale: int = 2
     stim_t = np.concatenate(stim_t)
     nwbfile = new_file(recording.name)
     rng = np.random.default_rng(0)
-    module, region, _ = add_rois(nwbfile, recording.n_neurons, rng)
-    add_responses(module, region, np.concatenate(responses, 1).T.astype(np.float32), stim_t)
+    module, region, _ = add_rois(nwbfile, neurons.size, rng)
+    responses = np.concatenate(responses, 1)
+    usable = stim_t.size // imaging_step * imaging_step
+    imaging_t = stim_t[:usable].reshape(-1, imaging_step).mean(1)
+    responses = responses[:, :usable].reshape(neurons.size, -1, imaging_step).mean(2)
+    add_responses(module, region, responses.T.astype(np.float32), imaging_t)
     add_movie(nwbfile, np.round(np.concatenate(frames)).astype(np.uint8), stim_t)
     behaviour = np.concatenate(behaviour, 1)
     add_behaviour(
