@@ -46,7 +46,9 @@ def simulate(folder: Path, neurons: int, train_trials: int, test_movies: int) ->
 
 def agreement(original, imported) -> dict:
     """Largest pixel difference, and per neuron the correlation of imported and simulated responses."""
-    pixel, corr = 0.0, []
+    if len(imported.trials) != len(original.trials):
+        raise SystemExit(f"imported {len(imported.trials)} of the {len(original.trials)} simulated trials")
+    pixel = 0.0
     responses = {"mine": [], "theirs": []}
     for info in imported.trials:
         mine, theirs = imported.trial(info.trial_id), original.trial(info.trial_id)

@@ -94,6 +94,15 @@ def test_fixed_pieces_without_a_trials_table(tmp_path):
     assert [t.length for t in Recording(folder).trials] == [60] * 9
 
 
+def test_a_trial_may_begin_within_one_response_sample_before_the_first(tmp_path):
+    img_times = np.arange(1.02, 21.0, 1 / 15.0)  # imaging starts 20 ms after the first trial
+    ones = np.ones((img_times.size, 6))
+    path, _ = movie_session(tmp_path / "late.nwb", response_times=img_times, response_data=ones)
+    folder, provenance = _import(path, tmp_path / "data")
+    assert len(provenance["trials"]) == 8 and provenance["trials"][0]["start_s"] == pytest.approx(1.0)
+    np.testing.assert_allclose(Recording(folder).trial(0).responses, 1.0)  # the first sample held
+
+
 def test_absent_behaviour_is_written_absent_and_filled_when_read(tmp_path, caplog):
     path, _ = movie_session(tmp_path / "still.nwb", running=False, pupil=False)
     folder, provenance = _import(path, tmp_path / "data")

@@ -1,6 +1,6 @@
 """End to end through NWB: the tiny in-silico mouse written as a pynwb session (movie at twice the resolution,
-running speed but no eye tracking) -> `import nwb` -> `train` -> `reconstruct` -> `export nwb` -> pynwb and NWB
-Inspector read it back. No hand-editing in between."""
+running speed but no eye tracking) -> `import nwb` -> `train` -> `evaluate` -> `mask` -> `reconstruct` ->
+`export nwb` -> pynwb and NWB Inspector read it back. No hand-editing in between."""
 
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def pipeline(tmp_path_factory):
     imported = cli("import", "nwb", session, data, "--no-progress")
     assert imported.returncode == 0, imported.stderr
     run = train_tiny(data, root, TRAIN_ARGS)
+    evaluated = cli("evaluate", run, "--data", data, "--no-truth", "--device", "cpu", "--no-progress")
+    assert evaluated.returncode == 0, evaluated.stderr
+    masked = cli("mask", run, "--data", data, "--iterations", "3", "--device", "cpu")
+    assert masked.returncode == 0, masked.stderr
     recon = root / "recon"
     args = ["--out", recon, "--trials", "2", "--iterations", "3", "--device", "cpu", "--no-movies"]
     reconstructed = cli("reconstruct", run, "--data", data, *args)

@@ -50,7 +50,10 @@ def _report(folder: Path, provenance: dict) -> None:
     )
     if absent:
         channels = ", ".join(f"{c} ({n} trials)" for c, n in absent.items())
-        typer.echo(f"behaviour not recorded: {channels}; filled from the recording's statistics when read")
+        typer.echo(
+            f"behaviour not recorded: {channels}; filled when read with the recording's mean (0 where no trial "
+            f"recorded it)"
+        )
 
 
 @import_app.command("nwb")

@@ -4,7 +4,7 @@ An importer (`nwb`, `suite2p`) describes a session: responses, stimulus frames a
 timestamps of its own samples (seconds, one clock), and optionally the trial intervals. `write_session` then
 - cuts trials: from the intervals, or into fixed-length pieces, inside the time where the stimulus was shown (its
   presentation blocks: runs of frames without a gap of more than max(1 s, 5 frame intervals)) and the responses
-  were recorded; intervals longer than `max_trial_seconds` are cut into pieces too;
+  were recorded (give or take one response sample); intervals longer than `max_trial_seconds` are cut into pieces too;
 - puts every trial on a 30 Hz frame clock from its start: frame k at start + k/30 s shows the stimulus frame
   presented last at that moment (sample and hold); responses and behaviour are interpolated linearly at those
   moments;
@@ -187,13 +187,16 @@ def cut_trials(
 ) -> tuple[list[tuple[float, float]], dict]:
     """Trial intervals (start, stop) s inside the stimulus blocks and the responses' span; and what was dropped."""
     blocks = presentation_blocks(session.stimulus.times)
-    span = (float(session.responses.times[0]), float(session.responses.times[-1]))
+    times = session.responses.times
+    step = float(np.median(np.diff(times))) if times.size > 1 else 0.0
+    # a trial may start or end up to one response sample beyond the responses (the edge sample is held)
+    span = (float(times[0]) - step, float(times[-1]) + step)
     usable = [(max(a, span[0]), min(b, span[1])) for a, b in blocks]
     usable = [(a, b) for a, b in usable if b > a]
     if not usable:
         raise V1ReconError(
             f"{session.source}: stimulus {session.stimulus.name!r} ({blocks[0][0]:.2f}-{blocks[-1][1]:.2f} s) and "
-            f"responses {session.responses.name!r} ({span[0]:.2f}-{span[1]:.2f} s) do not overlap in time."
+            f"responses {session.responses.name!r} ({times[0]:.2f}-{times[-1]:.2f} s) do not overlap in time."
         )
     dropped = {"outside the stimulus or the responses": 0, "shorter than the minimum of 31 frames": 0}
     trials: list[tuple[float, float]] = []
