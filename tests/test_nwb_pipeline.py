@@ -25,7 +25,7 @@ def pipeline(tmp_path_factory):
     root = tmp_path_factory.mktemp("nwb-pipeline")
     (original,) = open_recordings(simulate_tiny(root, n_mice=1))
     session = from_recording(original, root / "session.nwb")
-    data = root / "data"
+    data = root / "imported"  # simulate_tiny wrote root/data
     imported = cli("import", "nwb", session, data, "--no-progress")
     assert imported.returncode == 0, imported.stderr
     run = train_tiny(data, root, TRAIN_ARGS)
@@ -39,8 +39,9 @@ def pipeline(tmp_path_factory):
     assert reconstructed.returncode == 0, reconstructed.stderr
     exported = cli("export", "nwb", recon, root / "recon.nwb")
     assert exported.returncode == 0, exported.stderr
+    (mouse,) = open_recordings(data)
     return {
-        "original": original, "imported": open_recordings(data)[0], "recon": recon, "file": root / "recon.nwb",
+        "original": original, "imported": mouse, "recon": recon, "file": root / "recon.nwb",
         "stdout": imported.stdout, "reconstruct_stderr": reconstructed.stderr, "export_stdout": exported.stdout,
     }  # fmt: skip
 

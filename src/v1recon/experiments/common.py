@@ -183,12 +183,8 @@ def predict(encoders: Sequence, videos: Sequence[np.ndarray], behaviours: Sequen
 def constant_behaviour(recordings: Sequence, n_frames: int) -> np.ndarray:
     """Behaviour (4, n_frames) held constant: per channel the maximum over mice of the recordings' mean statistic
     (pupil dilation, running speed, pupil x, pupil y), as in the published resolution experiments."""
-    rows = []
-    for rec in recordings:
-        beh = np.asarray(rec.statistics("behavior")["mean"], np.float32).reshape(-1)[:2]
-        pupil = np.asarray(rec.statistics("pupil_center")["mean"], np.float32).reshape(-1)[:2]
-        rows.append(np.concatenate([beh, pupil]))
-    values = np.max(np.stack(rows), axis=0)
+    # the statistics' means, 0 for a channel no trial recorded (what the reader fills it with)
+    values = np.max(np.stack([rec.behaviour_fill()[0] for rec in recordings]), axis=0)
     return np.repeat(values[:, None], n_frames, axis=1).astype(np.float32)
 
 
