@@ -81,11 +81,16 @@ def _new_file(pynwb, session: dict | None, recon_dir: Path, when: str | None):
         start = datetime.fromisoformat(when.replace("Z", "+00:00")) if when else datetime.now(timezone.utc)
         subject, identifier = None, str(uuid.uuid4())
         description = f"Movies reconstructed by v1recon from recorded V1 activity ({recon_dir.name})"
+    carried = {k: session[k] for k in ("experimenter", "institution", "lab") if session and session.get(k)}
     return pynwb.NWBFile(
         session_description=description,
         identifier=identifier,
         session_start_time=start,
         subject=subject,
+        experiment_description="Reconstruction of the movie a mouse saw from the activity of its V1 neurons, by "
+        "optimising the input of an ensemble of trained encoding models (v1recon).",
+        keywords=["v1recon", "movie reconstruction", "primary visual cortex", "two-photon imaging"],
+        **carried,
         source_script=f"v1recon {__version__} (export nwb)",
         source_script_file_name="v1recon",
     )
