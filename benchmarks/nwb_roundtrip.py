@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--train-minutes", type=float, default=6.0, help="Training budget, all models (default: 6).")
     parser.add_argument("--models", type=int, default=3, help="Encoders in the ensemble (default: 3).")
     parser.add_argument("--recon-trials", type=int, default=4, help="final_test trials reconstructed (default: 4).")
+    parser.add_argument("--recon-iterations", type=int, default=30, help="fast steps per reconstruction (default: 30).")
+    parser.add_argument("--mask-iterations", type=int, default=150, help="alpha-mask iterations (default: 150).")
     args = parser.parse_args()
     from nwb_build import from_recording
     from nwbinspector import Importance, inspect_nwbfile
@@ -94,8 +96,9 @@ def main() -> None:
     t["train"] = v1recon("train", data, "--out", run, "--preset", "fast3d", "--models", args.models,
                          "--time-budget", args.train_minutes)  # fmt: skip
     t["evaluate"] = v1recon("evaluate", run, "--data", data)
+    t["mask"] = v1recon("mask", run, "--data", data, "--iterations", args.mask_iterations)
     t["reconstruct"] = v1recon("reconstruct", run, "--data", data, "--out", out / "recon", "--trials",
-                               args.recon_trials, "--no-movies")  # fmt: skip
+                               args.recon_trials, "--iterations", args.recon_iterations, "--no-movies")  # fmt: skip
     t["export nwb"] = v1recon("export", "nwb", out / "recon", out / "recon.nwb")
     messages = inspect_nwbfile(nwbfile_path=str(out / "recon.nwb"))
     by_importance = {i.name: sum(1 for m in messages if m.importance == i) for i in Importance}
