@@ -183,8 +183,13 @@ def predict(encoders: Sequence, videos: Sequence[np.ndarray], behaviours: Sequen
 def constant_behaviour(recordings: Sequence, n_frames: int) -> np.ndarray:
     """Behaviour (4, n_frames) held constant: per channel the maximum over mice of the recordings' mean statistic
     (pupil dilation, running speed, pupil x, pupil y), as in the published resolution experiments."""
-    # the statistics' means, 0 for a channel no trial recorded (what the reader fills it with)
-    values = np.max(np.stack([rec.behaviour_fill()[0] for rec in recordings]), axis=0)
+    rows = []
+    for rec in recordings:
+        beh = np.asarray(rec.statistics("behavior")["mean"], np.float32).reshape(-1)[:2]
+        pupil = np.asarray(rec.statistics("pupil_center")["mean"], np.float32).reshape(-1)[:2]
+        rows.append(np.concatenate([beh, pupil]))
+    # a channel no trial recorded has NaN statistics; the reader fills it with 0, and so does this
+    values = np.max(np.nan_to_num(np.stack(rows), nan=0.0), axis=0)
     return np.repeat(values[:, None], n_frames, axis=1).astype(np.float32)
 
 
