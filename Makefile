@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/demo
 
-EXTRAS ?= dev,ray
+EXTRAS ?= dev,ray,nwb
 
 .PHONY: demo test lint env
 
