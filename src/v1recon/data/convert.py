@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon import FRAME_SHAPE
+from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
 from v1recon.data.recording import BEHAVIOUR_CHANNELS, MIN_FRAMES, Trial
 from v1recon.errors import V1ReconError
 
-FRAME_RATE = 30.0
 TEST_TIERS = ("final_test", "oracle", "live_test")
 RESPONSE_KINDS = {
     "deconvolved": "deconvolved events, negative values set to 0",
@@ -166,7 +165,7 @@ def intensity_scale(dtype: np.dtype, peak: float) -> tuple[float, str]:
 
 def presentation_blocks(times: np.ndarray) -> list[tuple[float, float]]:
     """(start, end) s of each run of stimulus frames without a long gap; the last frame lasts one median interval."""
-    step = float(np.median(np.diff(times))) if times.size > 1 else 1 / FRAME_RATE
+    step = float(np.median(np.diff(times))) if times.size > 1 else 1 / FRAME_RATE_HZ
     gaps = np.flatnonzero(np.diff(times) > max(1.0, 5 * step))
     starts = np.concatenate([[0], gaps + 1])
     ends = np.concatenate([gaps, [times.size - 1]])
@@ -176,7 +175,7 @@ def presentation_blocks(times: np.ndarray) -> list[tuple[float, float]]:
 def _pieces(start: float, stop: float, seconds: float) -> list[tuple[float, float]]:
     """[start, stop) cut into pieces of `seconds`; a last piece shorter than MIN_FRAMES frames is dropped."""
     out, t = [], start
-    while stop - t >= MIN_FRAMES / FRAME_RATE - 1e-9:
+    while stop - t >= MIN_FRAMES / FRAME_RATE_HZ - 1e-9:
         out.append((t, min(t + seconds, stop)))
         t += seconds
     return out
@@ -207,7 +206,7 @@ def cut_trials(
         for a, b in np.asarray(session.intervals, np.float64):
             if not any(u0 - _TIME_TOLERANCE <= a and b <= u1 + _TIME_TOLERANCE for u0, u1 in usable):
                 dropped["outside the stimulus or the responses"] += 1
-            elif (b - a) * FRAME_RATE < MIN_FRAMES:
+            elif (b - a) * FRAME_RATE_HZ < MIN_FRAMES:
                 dropped["shorter than the minimum of 31 frames"] += 1
             elif b - a > max_trial_seconds:
                 trials += _pieces(float(a), float(b), trial_seconds)
@@ -217,7 +216,7 @@ def cut_trials(
     if not trials:
         what = session.interval_source if session.intervals is not None else "the overlap"
         raise V1ReconError(
-            f"{session.source}: no trial of at least {MIN_FRAMES} frames ({MIN_FRAMES / FRAME_RATE:.2f} s) lies "
+            f"{session.source}: no trial of at least {MIN_FRAMES} frames ({MIN_FRAMES / FRAME_RATE_HZ:.2f} s) lies "
             f"where stimulus {session.stimulus.name!r} and responses {session.responses.name!r} overlap ({what})."
         )
     return trials, dropped
@@ -225,8 +224,8 @@ def cut_trials(
 
 def frame_clock(start: float, stop: float) -> np.ndarray:
     """Moments (T,) s of the 30 Hz frames of the trial [start, stop)."""
-    n = int(np.floor((stop - start) * FRAME_RATE + 1e-6))
-    return start + np.arange(n) / FRAME_RATE
+    n = int(np.floor((stop - start) * FRAME_RATE_HZ + 1e-6))
+    return start + np.arange(n) / FRAME_RATE_HZ
 
 
 def shown_frames(stimulus_times: np.ndarray, clock: np.ndarray) -> np.ndarray:
@@ -274,7 +273,7 @@ def trial_behaviour(session: Session, clock: np.ndarray) -> np.ndarray:
             continue
         _, rows, times = _rows_around(samples, clock)
         finite = np.isfinite(rows[:, 0])
-        inside = (times >= clock[0] - 1 / FRAME_RATE) & (times <= clock[-1] + 1 / FRAME_RATE)
+        inside = (times >= clock[0] - 1 / FRAME_RATE_HZ) & (times <= clock[-1] + 1 / FRAME_RATE_HZ)
         if (finite & inside).any():  # gaps (blinks, tracking losses) are bridged
             out[k] = interpolate(times[finite], rows[finite], clock)[0]
     return out
@@ -389,7 +388,7 @@ def write_session(
     from v1recon.data.writer import write_recording
     from v1recon.io import write_sidecar
 
-    if trial_seconds * FRAME_RATE < MIN_FRAMES:
+    if trial_seconds * FRAME_RATE_HZ < MIN_FRAMES:
         raise V1ReconError(f"--trial-seconds {trial_seconds}: trials need at least {MIN_FRAMES} frames (1.03 s).")
     if max_trial_seconds < trial_seconds:
         raise V1ReconError(f"--max-trial-seconds {max_trial_seconds}: must be at least --trial-seconds.")

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon import __version__
-from v1recon.data.convert import FRAME_RATE
+from v1recon import FRAME_RATE_HZ, __version__
 from v1recon.data.nwb import require_pynwb
 from v1recon.errors import V1ReconError
 from v1recon.io import read_json
@@ -105,7 +104,7 @@ def _series(name: str, frames: np.ndarray, start: float, description: str, comme
         data=H5DataIO(np.asarray(frames, np.float32), compression="gzip"),
         unit=UNIT,
         starting_time=start,
-        rate=FRAME_RATE,
+        rate=FRAME_RATE_HZ,
         description=description,
         comments=comments,
     )
@@ -165,7 +164,7 @@ def export_nwb(recon_dir: str | Path, out: str | Path, *, overwrite: bool = Fals
                 module.add(_series(f"{base}_{suffix}", arrays[key], start, description, comments))
         masks.setdefault(mouse, arrays)
         table.add_row(
-            start_time=start, stop_time=start + frames.shape[0] / FRAME_RATE, mouse=mouse, trial_id=trial_id,
+            start_time=start, stop_time=start + frames.shape[0] / FRAME_RATE_HZ, mouse=mouse, trial_id=trial_id,
             tier=str(side["data"].get("tier")), video_correlation=float(side["metrics"]["video_correlation"]),
             series=f"{base}_reconstruction",
         )  # fmt: skip
