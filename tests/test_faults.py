@@ -118,3 +118,33 @@ def test_two_writers_of_one_folder_never_both_write(data, run, tmp_path):
     _, err = first.communicate(timeout=240)
     assert first.returncode == 0, err
     assert (out / "summary.json").is_file() and not (out / ".v1recon.lock").exists()
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.mark.parametrize("target", ["data", "run", "run-models", "data-inside"])
+def test_an_output_that_is_or_holds_an_input_is_refused_even_with_overwrite(data, run, target):
+    out = {"data": data, "run": run, "run-models": run / "models", "data-inside": data / "insilico-s0-m0"}[target]
+    before = {"data": _hashes(data), "run": _hashes(run)}
+    done = subprocess.run(v1recon("reconstruct", run, "--data", data, "--out", out, "--overwrite", "--trials", "1",
+                                  "--iterations", "1", "--no-mask"), capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and done.stderr.startswith("error:") and len(done.stderr.strip().splitlines()) == 1
+    assert "input" in done.stderr and "Traceback" not in done.stderr
+    assert {"data": _hashes(data), "run": _hashes(run)} == before
+
+
+def test_other_commands_never_delete_or_overwrite_inputs(data, tmp_path):
+    before = _hashes(data)
+    train = subprocess.run(v1recon("train", data, "--out", data / "run", *TRAIN_ARGS), capture_output=True, text=True)
+    assert train.returncode == 2 and "inside the data folder" in train.stderr
+    demo = subprocess.run(v1recon("demo", data, "--overwrite"), capture_output=True, text=True)
+    assert demo.returncode == 2 and "not a demo folder" in demo.stderr
+    target = data / "insilico-s0-m0" / "meta" / "trials" / "tiers.npy"
+    report = subprocess.run(v1recon("report", tmp_path, "--out", target), capture_output=True, text=True)
+    assert report.returncode == 2
+    assert _hashes(data) == before and not (data / "run").exists()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from v1recon import __version__
+from v1recon.errors import V1ReconError
 from v1recon.io import atomic_path
 from v1recon.report import collect
 from v1recon.report import html as H
@@ -61,8 +62,10 @@ def write_report(
     run_dir: str | Path, out: str | Path | None = None, compute: bool = True, log: Callable[[str], None] | None = None
 ) -> Path:
     """Write the self-contained report of `run_dir` (default RUN/report.html) atomically; returns its path."""
-    page = render_report(run_dir, compute=compute, log=log)
     out = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
+    if out.suffix.lower() not in (".html", ".htm") or out.is_dir():
+        raise V1ReconError(f"{out}: a report is written to an .html file; name one (no other file is replaced).")
+    page = render_report(run_dir, compute=compute, log=log)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out

@@ -28,6 +28,9 @@ def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
     """A new run folder, or the existing one when it holds the same run (resume)."""
     if out.exists() and not out.is_dir():
         raise V1ReconError(f"{out}: output path exists and is not a folder.")
+    data = Path(fresh.data).resolve()
+    if out.resolve().is_relative_to(data):  # a run may hold its data (the demo keeps RUN/data), not the reverse
+        raise V1ReconError(f"{out}: is or lies inside the data folder {fresh.data}; choose a run folder outside it.")
     if overwrite and out.is_dir():
         _clear_run(out)
     if (out / RUN_FILE).is_file():
@@ -44,7 +47,6 @@ def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
         old.data = fresh.data
         return old
     # The data may live inside the run folder (the demo keeps RUN/data): that alone does not make it occupied.
-    data = Path(fresh.data).resolve()
     if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name != DEMO_FILE for p in out.iterdir()):
         raise V1ReconError(f"{out}: folder already holds files but no {RUN_FILE}; choose an empty or new folder.")
     (out / MODELS_DIR).mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,7 @@ def train_run(
     """
     from v1recon.data import open_recordings
     from v1recon.device import pick_device
+    from v1recon.jobs.outputs import locked
     from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, run_job
     from v1recon.models import build_model
     from v1recon.training.config import train_config
@@ -133,11 +136,13 @@ def train_run(
             run.save()
 
     job = Job("train", out / MODELS_DIR / STAMPS_DIR, tasks)
-    _adopt_finished_models(job, status)
-    for name in job.finished():
-        if name.startswith("model-"):
-            log(f"{name.replace('-', ' ')}: already trained, skipped")
-    for name, result in run_job(job, executor, address, progress=progress, log=log, on_done=done).items():
+    with locked(out):  # one writer of a run folder at a time
+        _adopt_finished_models(job, status)
+        for name in job.finished():
+            if name.startswith("model-"):
+                log(f"{name.replace('-', ' ')}: already trained, skipped")
+        results = run_job(job, executor, address, progress=progress, log=log, on_done=done)
+    for name, result in results.items():
         if name.startswith("model-") and status.get(result["index"]) != result:
             status[result["index"]] = result  # finished before an interruption: from its stamp
     run.models = [status[i] for i in sorted(status)]
