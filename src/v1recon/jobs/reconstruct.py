@@ -220,17 +220,19 @@ def finish_trials(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], batc
 
 
 # -- the job ---------------------------------------------------------------------------------------------------------
-def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, TrialSet]]) -> tuple[Job, list[str]]:
-    """The tasks of a reconstruct job, and the names of its trial-writing tasks (their results are summary rows)."""
+def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, list[int], list[int]]]) -> tuple[Job, list[str]]:
+    """The tasks of a reconstruct job, and the names of its trial-writing tasks (their results are summary rows).
+
+    plans: per mouse (its setup, the trial ids, their lengths in frames)."""
     gpus = 1.0 if job.device.startswith("cuda") else 0.0
     tasks, finals = [], []
     base = {"run": job.run_dir, "data": job.data, "tier": job.tier, "config": job.config.to_dict(),
             "models": job.models, "oracle": job.oracle, "from_predicted": job.from_predicted}  # fmt: skip
-    for setup, trials in plans:
+    for setup, trial_ids, lengths in plans:
         mouse = setup.mouse
         models = list(range(len(setup.encoders))) if job.config.ensemble == "average" else [None]
-        for b, idx in enumerate(length_batches([v.shape[0] for v in trials.videos], job.config.batch_size)):
-            ids = tuple(trials.ids[i] for i in idx)
+        for b, idx in enumerate(length_batches(lengths, job.config.batch_size)):
+            ids = tuple(trial_ids[i] for i in idx)
             config = {**base, "mouse": mouse, "trials": ids}
             names = []
             for k in models:
@@ -279,7 +281,6 @@ def run_reconstruction(
     from v1recon.jobs.masks import config_of_masks, run_masks
     from v1recon.jobs.mouse import run_mice
     from v1recon.jobs.outputs import Input, claim_output, prepare_output
-    from v1recon.recon.reconstructor import check_inputs
     from v1recon.runs import load_run, recording_identity
 
     config = config or ReconConfig()
@@ -293,22 +294,23 @@ def run_reconstruction(
                       tuple(model_idx) if model_idx is not None else None, dev, oracle, from_predicted, use_mask,
                       movies, progress)  # fmt: skip
     plans = []
-    for rec in recordings:  # every check before any computation
-        ids = tuple(select_trials(rec, tier, trials, one_repeat))
-        setup, chosen = _open(job.key, rec.name), _trials(job, rec.name, ids)
-        check_inputs(setup.encoders, chosen.responses, chosen.behaviours, chosen.names)
-        plans.append((setup, chosen))
+    for rec in recordings:  # every check before any computation, one trial in memory at a time
+        ids = select_trials(rec, tier, trials, one_repeat)
+        setup = _open(job.key, rec.name)
+        lengths = [_check_trial(setup, t, from_predicted) for t in ids]
+        plans.append((setup, ids, lengths))
     identity = {"job": {k: v for k, v in job.__dict__.items() if k not in ("progress", "config")},
                 "config": config.to_dict(), "data": [recording_identity(r)["identity"] for r in recordings],
-                "trials": [p[1].ids for p in plans], "models": run.models}  # fmt: skip
+                "trials": [p[1] for p in plans], "models": run.models}  # fmt: skip
+    if use_mask:
+        identity["masks"] = config_of_masks(run, recordings)
     prepare_output(out, "reconstruct", config_hash(identity), inputs, overwrite)
-    if use_mask:  # masks the run lacks are trained now, into the run folder
+    if use_mask and any(s.mask is None for s, _, _ in plans):  # masks the run lacks are trained now, into the run
         run_masks(run_dir, data, mask_iterations or CPU_MASK_ITERATIONS, seed=config.seed, device=dev,
                   progress=progress, executor=executor, address=address, only_missing=True)  # fmt: skip
         identity["masks"] = config_of_masks(run, recordings)
         _open.cache_clear()  # the setups now carry the masks
-        _load.cache_clear()
-        plans = [(_open(job.key, s.mouse), t) for s, t in plans]
+        plans = [(_open(job.key, s.mouse), ids, lengths) for s, ids, lengths in plans]
     tasks, finals = reconstruct_job(job, plans)
     with claim_output(out, "reconstruct", identity, config_hash(identity), inputs, overwrite):
         results = run_job(tasks, executor, address, progress)
@@ -317,6 +319,18 @@ def run_reconstruction(
         _write_summary(out, summary)
     print(format_table(rows))
     return summary
+
+
+def _check_trial(setup: MouseSetup, trial_id: int, from_predicted: bool) -> int:
+    """Check one trial's inputs (raises a V1ReconError naming it); its length in frames."""
+    from v1recon.recon.reconstructor import check_inputs
+
+    trial = load_trials(setup.recording, [trial_id], need_responses=not from_predicted)
+    responses = trial.responses
+    if from_predicted:  # predicted in the tasks; the shape the check expects
+        responses = [np.zeros((setup.encoders[0].n_neurons, trial.videos[0].shape[0]), np.float32)]
+    check_inputs(setup.encoders, responses, trial.behaviours, trial.names, setup.update_mask)
+    return int(trial.videos[0].shape[0])
 
 
 # -- files of one trial ----------------------------------------------------------------------------------------------
