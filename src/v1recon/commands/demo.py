@@ -53,7 +53,9 @@ def demo(
     against the ground truth and write RUN/report.html. Resumable: a second run reuses the stages that are done.
     About 40 minutes on a 2-core CPU with the defaults (30 of them training)."""
     from v1recon.demo import Demo
+    from v1recon.device import pick_device
 
+    pick_device(device)  # a bad --device fails before anything is deleted or written
     if overwrite and run.is_dir():
         shutil.rmtree(run)
     config = DemoConfig(

@@ -5,7 +5,7 @@ What is checked when:
   .npy, wrong number of dimensions or frame size, neuron count differing from the metadata, behaviour or pupil
   rows other than 2, unknown tier, valid length under `MIN_FRAMES`.
 - On `Recording.trial` (reads the whole trial): NaN inside the valid frames of the video, responses or behaviour,
-  and valid frames after the NaN padding has started.
+  valid frames after the NaN padding has started, and negative responses (see `non_negative_responses`).
 
 The valid length of a trial is min(first NaN along time in the video, first NaN in the responses), read from
 pixel (0, 0) and neuron 0. Behaviour never sets it: the public release does not NaN-pad behaviour.
@@ -26,11 +26,13 @@ import numpy as np
 from v1recon import FRAME_SHAPE
 from v1recon.data import cache
 from v1recon.errors import V1ReconError
+from v1recon.errors import warn as warn_user
 
 TIERS = ("train", "oracle", "live_test", "final_test", "none", "live_bonus", "final_bonus")
 STAT_KINDS = ("videos", "responses", "behavior", "pupil_center")
 DATA_KINDS = ("videos", "responses", "behavior", "pupil_center")
 MIN_FRAMES = 31  # one full 30-frame context window plus a frame to predict
+NEGATIVE_SHARE_LIMIT = 0.05  # responses whose negative values carry more of their absolute sum are refused
 _SAMPLE_ROWS = 64  # neurons probed before scanning a whole response array for non-zero values
 
 
@@ -59,12 +61,26 @@ class Trial:
         return int(self.video.shape[0])
 
 
-def load_npy(path: Path, *, mmap: bool = True, allow_pickle: bool = False) -> np.ndarray:
-    """np.load with errors turned into one sentence naming the file."""
+def load_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
+    """np.load (never of pickles) with errors turned into one sentence naming the file."""
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=allow_pickle)
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
+    """(shape, dtype) from a .npy header alone; None for format versions other than 1.0 and 2.0."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as f:
+            reader = readers.get(np.lib.format.read_magic(f))
+            if reader is None:
+                return None
+            shape, _, dtype = reader(f)
+            return tuple(shape), dtype
     except (ValueError, OSError, EOFError) as err:
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
@@ -73,25 +89,20 @@ def npy_shape(path: Path) -> tuple[int, ...]:
     """Shape of a .npy file from its header alone."""
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    try:
-        with open(path, "rb") as f:
-            reader = readers.get(np.lib.format.read_magic(f))
-            if reader is not None:
-                return tuple(reader(f)[0])
-    except (ValueError, OSError, EOFError) as err:
-        raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
-    return load_npy(path).shape  # other format versions
+    header = _npy_header(path)
+    return header[0] if header is not None else load_npy(path).shape  # other format versions
 
 
-def _load_meta(path: Path) -> np.ndarray:
-    """Small metadata array; object arrays (strings in some releases) need pickle."""
-    try:
-        return load_npy(path, mmap=False)
-    except V1ReconError:
-        if not path.is_file():
-            raise
-        return load_npy(path, mmap=False, allow_pickle=True)
+def _load_meta(path: Path, dtype: str) -> np.ndarray:
+    """Small metadata array, never unpickled: a pickled (object) array can run code when it is loaded, and
+    names load without pickle from a string array. `dtype` ("str", "float") goes into the advice."""
+    header = _npy_header(path) if path.is_file() else None
+    if header is not None and header[1].hasobject:
+        raise V1ReconError(
+            f"{path}: holds pickled Python objects, which v1recon never loads (unpickling can run code); save it as "
+            f"a plain array instead, e.g. np.save(path, np.asarray(values, dtype={dtype}))."
+        )
+    return load_npy(path, mmap=False)
 
 
 def _first_nan(series: np.ndarray) -> int:
@@ -136,7 +147,7 @@ class Recording:
         if not self.path.is_dir():
             raise V1ReconError(f"{self.path}: recording folder not found.")
         meta = self.path / "meta"
-        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy"))
+        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy", "float"))
         if self.unit_ids.ndim != 1 or self.unit_ids.size == 0:
             raise V1ReconError(
                 f"{meta / 'neurons' / 'unit_ids.npy'}: expected a non-empty (N,) array, got shape "
@@ -144,12 +155,13 @@ class Recording:
             )
         self.n_neurons = int(self.unit_ids.shape[0])
         coord_path = meta / "neurons" / "cell_motor_coordinates.npy"
-        self.coordinates = np.asarray(_load_meta(coord_path), np.float32)
+        self.coordinates = np.asarray(_load_meta(coord_path, "float"), np.float32)
         if self.coordinates.shape != (self.n_neurons, 3):
             raise V1ReconError(
                 f"{coord_path}: expected shape ({self.n_neurons}, 3) to match unit_ids.npy, got "
                 f"{self.coordinates.shape}."
             )
+        self._warned_negative = False
         tiers = self._read_tiers(meta / "trials" / "tiers.npy")
         self._files = self._trial_table(tiers)
         self.trials = [f.info for f in self._files]
@@ -163,7 +175,7 @@ class Recording:
 
     @staticmethod
     def _read_tiers(path: Path) -> list[str]:
-        raw = _load_meta(path)
+        raw = _load_meta(path, "str")
         if raw.ndim != 1:
             raise V1ReconError(f"{path}: expected a (n_trials,) array of tier names, got shape {raw.shape}.")
         tiers = [t.decode() if isinstance(t, bytes) else str(t) for t in raw.tolist()]
@@ -253,6 +265,9 @@ class Recording:
             responses_mm = load_npy(paths["responses"])
             responses = np.array(responses_mm[:, :length], dtype=np.float32)
             _check_finite(responses, paths["responses"])
+            clipped = non_negative_responses(responses, paths["responses"], warn=not self._warned_negative)
+            self._warned_negative |= clipped is not responses  # one warning per recording
+            responses = clipped
             _check_padding(responses_mm[:, files.responses_end :], files.responses_end, paths["responses"])
         rows = []
         for kind in ("behavior", "pupil_center"):
@@ -288,6 +303,32 @@ class Recording:
                 f"got shape {stats['std'].shape}."
             )
         return stats
+
+
+def non_negative_responses(responses: np.ndarray, path: Path, warn: bool = True) -> np.ndarray:
+    """The one rule for negative responses; train, evaluate, mask and reconstruct read every trial through it.
+
+    Deconvolved activity is >= 0. Small negative values (numerical noise of the deconvolution; the published
+    procedure clips recorded traces too) are set to 0, with a warning when `warn`. Responses whose negative values
+    carry more than NEGATIVE_SHARE_LIMIT of their absolute sum are not deconvolved activity (dF/F, z-scored
+    traces, a flipped sign) and are refused. Returns `responses` itself when nothing is negative, else a copy.
+    """
+    negative = responses < 0
+    if not negative.any():
+        return responses
+    share = float(-responses[negative].sum(dtype=np.float64) / np.abs(responses).sum(dtype=np.float64))
+    lowest = float(responses.min())
+    if share > NEGATIVE_SHARE_LIMIT:
+        raise V1ReconError(
+            f"{path}: {share:.0%} of the response magnitude is negative (down to {lowest:.3g}); v1recon needs "
+            f"deconvolved activity (>= 0), not dF/F or z-scored traces."
+        )
+    if warn:
+        warn_user(
+            f"{path}: {int(negative.sum())} negative response values (down to {lowest:.3g}, {share:.2%} of the "
+            f"magnitude) set to 0; further trials of this recording are clipped the same way without a warning."
+        )
+    return np.maximum(responses, 0)
 
 
 def _check_finite(arr: np.ndarray, path: Path) -> None:

@@ -178,13 +178,14 @@ def _clear_run(out: Path) -> None:
 _SAME_RUN_KEYS = ("mice", "preset", "ensemble", "seed", "n_folds", "test_fold", "splits", "train_config")
 
 
-def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
-    """A new run folder, or the existing one when it holds the same run (resume)."""
+def _check_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo | None:
+    """The existing run in `out` when it holds the same run (resume), else None for a new one; writes nothing.
+
+    Raises when `out` is taken: a file, a different run (unless `overwrite`), or a folder of other files.
+    """
     if out.exists() and not out.is_dir():
         raise V1ReconError(f"{out}: output path exists and is not a folder.")
-    if overwrite and out.is_dir():
-        _clear_run(out)
-    if (out / RUN_FILE).is_file():
+    if (out / RUN_FILE).is_file() and not overwrite:
         old = load_run(out)
         old_d, new_d = old.to_dict(), fresh.to_dict()
         for d in (old_d, new_d):  # the same data may have moved
@@ -199,8 +200,16 @@ def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
         return old
     # The data may live inside the run folder (the demo keeps RUN/data): that alone does not make it occupied.
     data = Path(fresh.data).resolve()
-    if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name != DEMO_FILE for p in out.iterdir()):
+    ours = {RUN_FILE, DEMO_FILE, *(RUN_SUBDIRS if overwrite else ())}  # what --overwrite clears
+    if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name not in ours for p in out.iterdir()):
         raise V1ReconError(f"{out}: folder already holds files but no {RUN_FILE}; choose an empty or new folder.")
+    return None
+
+
+def _start_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
+    """Write the new run's folder (after every input has been checked): clear an old run if `overwrite`."""
+    if overwrite and out.is_dir():
+        _clear_run(out)
     (out / MODELS_DIR).mkdir(parents=True, exist_ok=True)
     fresh.save()
     return fresh
@@ -233,7 +242,7 @@ def train_run(
     from v1recon.models import build_model
     from v1recon.training.clips import load_training_trials
     from v1recon.training.config import train_config
-    from v1recon.training.trainer import SharedStart, Trainer
+    from v1recon.training.trainer import SharedStart, Trainer, training_indices
 
     t0 = time.perf_counter()
     out = Path(out)
@@ -252,13 +261,16 @@ def train_run(
         splits=splits,
         train_config=config.to_dict(),
     )
-    build_model(preset, fresh.neuron_counts, **config.model_overrides)  # unknown preset: fail before writing
-    run = _prepare_out(out, fresh, overwrite)
+    # everything that can be wrong with the request or the data fails before anything is written
+    clip = int(build_model(preset, fresh.neuron_counts, **config.model_overrides).train_clip_frames)
     torch_device = pick_device(device)
-
+    resumed = _check_out(out, fresh, overwrite)
     mice = []
     for r in tqdm_iter(recordings, "loading trials", progress):
         mice.append(load_training_trials(r, n_folds))
+    for split in splits:
+        training_indices(mice, split, clip)
+    run = resumed or _start_out(out, fresh, overwrite)
     run.timings["load_seconds"] = round(time.perf_counter() - t0, 2)
     n_trials = sum(len(m.trial_ids) for m in mice)
     log(f"loaded {n_trials} training trials of {len(mice)} mice in {run.timings['load_seconds']} s")
