@@ -95,7 +95,7 @@ def npy_shape(path: Path) -> tuple[int, ...]:
 
 def _load_meta(path: Path, dtype: str) -> np.ndarray:
     """Small metadata array, never unpickled: a pickled (object) array can run code when it is loaded, and
-    names load without pickle from a string array. `dtype` ("str", "float") goes into the advice."""
+    names load without pickle from a string array. `dtype` ("str", "int", "float") goes into the advice."""
     header = _npy_header(path) if path.is_file() else None
     if header is not None and header[1].hasobject:
         raise V1ReconError(
@@ -147,7 +147,7 @@ class Recording:
         if not self.path.is_dir():
             raise V1ReconError(f"{self.path}: recording folder not found.")
         meta = self.path / "meta"
-        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy", "float"))
+        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy", "int"))
         if self.unit_ids.ndim != 1 or self.unit_ids.size == 0:
             raise V1ReconError(
                 f"{meta / 'neurons' / 'unit_ids.npy'}: expected a non-empty (N,) array, got shape "
