@@ -205,7 +205,7 @@ def _corrupt(root: Path, rel: str, value) -> Path:
     [
         ("data/behavior/1.npy", lambda r: None, "file not found"),
         ("meta/neurons/unit_ids.npy", lambda r: None, "file not found"),
-        ("data/responses/0.npy", lambda r: b"garbage, not numpy", "not a readable .npy"),
+        ("data/responses/0.npy", lambda r: b"garbage, not numpy", "not a .npy file"),
         ("data/videos/1.npy", lambda r: r.uniform(size=(36, 64)), r"expected a \(36, 64, T\) video"),
         ("data/videos/1.npy", lambda r: r.uniform(size=(32, 64, 50)), r"expected a \(36, 64, T\) video"),
         ("data/responses/1.npy", lambda r: r.uniform(size=(N - 1, 50)), "to match unit_ids"),

@@ -61,26 +61,46 @@ class Trial:
         return int(self.video.shape[0])
 
 
-def load_npy(path: Path, *, mmap: bool = True) -> np.ndarray:
-    """np.load (never of pickles) with errors turned into one sentence naming the file."""
+def load_npy(path: Path, *, mmap: bool = True, dtype: str = "float") -> np.ndarray:
+    """np.load, never of pickles, with every problem as one sentence naming the file.
+
+    The header is checked first: np.load would try to unpickle a file without one, and a pickled (object) array
+    can run code when it is loaded. `dtype` ("float", "int", "str") names what to save instead, in the advice.
+    """
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
+    header = _npy_header(path)
+    if header is not None:
+        shape, kind, offset = header
+        if kind.hasobject:
+            raise V1ReconError(
+                f"{path}: holds pickled Python objects, which v1recon never loads (unpickling can run code); save "
+                f"it as a plain array instead, e.g. np.save(path, np.asarray(values, dtype={dtype}))."
+            )
+        needed = offset + int(np.prod(shape, dtype=np.int64)) * kind.itemsize
+        size = path.stat().st_size
+        if size < needed:
+            raise V1ReconError(f"{path}: truncated .npy file ({size} bytes, its {shape} {kind} array needs {needed}).")
     try:
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype] | None:
-    """(shape, dtype) from a .npy header alone; None for format versions other than 1.0 and 2.0."""
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """(shape, dtype, byte offset of the data) from a .npy header alone; None for format versions other than 1.0
+    and 2.0 (np.load then reads them)."""
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
     try:
         with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise V1ReconError(f"{path}: not a .npy file (it does not start with the NumPy header).")
+            f.seek(0)
             reader = readers.get(np.lib.format.read_magic(f))
             if reader is None:
                 return None
             shape, _, dtype = reader(f)
-            return tuple(shape), dtype
+            return tuple(shape), dtype, f.tell()
     except (ValueError, OSError, EOFError) as err:
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
@@ -91,18 +111,6 @@ def npy_shape(path: Path) -> tuple[int, ...]:
         raise V1ReconError(f"{path}: file not found.")
     header = _npy_header(path)
     return header[0] if header is not None else load_npy(path).shape  # other format versions
-
-
-def _load_meta(path: Path, dtype: str) -> np.ndarray:
-    """Small metadata array, never unpickled: a pickled (object) array can run code when it is loaded, and
-    names load without pickle from a string array. `dtype` ("str", "int", "float") goes into the advice."""
-    header = _npy_header(path) if path.is_file() else None
-    if header is not None and header[1].hasobject:
-        raise V1ReconError(
-            f"{path}: holds pickled Python objects, which v1recon never loads (unpickling can run code); save it as "
-            f"a plain array instead, e.g. np.save(path, np.asarray(values, dtype={dtype}))."
-        )
-    return load_npy(path, mmap=False)
 
 
 def _first_nan(series: np.ndarray) -> int:
@@ -147,7 +155,7 @@ class Recording:
         if not self.path.is_dir():
             raise V1ReconError(f"{self.path}: recording folder not found.")
         meta = self.path / "meta"
-        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy", "int"))
+        self.unit_ids = np.asarray(load_npy(meta / "neurons" / "unit_ids.npy", mmap=False, dtype="int"))
         if self.unit_ids.ndim != 1 or self.unit_ids.size == 0:
             raise V1ReconError(
                 f"{meta / 'neurons' / 'unit_ids.npy'}: expected a non-empty (N,) array, got shape "
@@ -155,7 +163,7 @@ class Recording:
             )
         self.n_neurons = int(self.unit_ids.shape[0])
         coord_path = meta / "neurons" / "cell_motor_coordinates.npy"
-        self.coordinates = np.asarray(_load_meta(coord_path, "float"), np.float32)
+        self.coordinates = np.asarray(load_npy(coord_path, mmap=False), np.float32)
         if self.coordinates.shape != (self.n_neurons, 3):
             raise V1ReconError(
                 f"{coord_path}: expected shape ({self.n_neurons}, 3) to match unit_ids.npy, got "
@@ -175,7 +183,7 @@ class Recording:
 
     @staticmethod
     def _read_tiers(path: Path) -> list[str]:
-        raw = _load_meta(path, "str")
+        raw = load_npy(path, mmap=False, dtype="str")
         if raw.ndim != 1:
             raise V1ReconError(f"{path}: expected a (n_trials,) array of tier names, got shape {raw.shape}.")
         tiers = [t.decode() if isinstance(t, bytes) else str(t) for t in raw.tolist()]

@@ -117,7 +117,9 @@ def load_run(run_dir: str | Path) -> RunInfo:
             models=d.get("models", []),
             timings=d.get("timings", {}),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except KeyError as err:
+        raise V1ReconError(f"{path}: malformed run description (no {err.args[0]!r} field).") from err
+    except (TypeError, ValueError) as err:
         raise V1ReconError(f"{path}: malformed run description ({err}).") from err
 
 
