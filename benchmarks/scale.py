@@ -61,8 +61,9 @@ def main() -> None:
         seconds = {
             "train": v1recon("train", data, "--out", run, *train, *extra, env=env),
             "mask": v1recon("mask", run, "--data", data, "--iterations", 20, "--device", "cpu", *extra, env=env),
-            "reconstruct": v1recon("reconstruct", run, "--data", data, "--out", run / "reconstructions" / "x",
-                                   *recon, *extra, env=env),  # fmt: skip
+            "reconstruct": v1recon(
+                "reconstruct", run, "--data", data, "--out", run / "reconstructions" / "x", *recon, *extra, env=env
+            ),  # fmt: skip
         }
         rows.append({"executor": executor, "workers": workers, **{k: round(v, 1) for k, v in seconds.items()}})
         print(rows[-1], flush=True)

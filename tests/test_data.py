@@ -31,7 +31,7 @@ def make_trial(rng, trial_id, length, tier="train", responses=True):
 def write_by_hand(root: Path, lengths, t_pad=50, tiers=None, n=N, seed=0, zero_tiers=("final_test",)):
     """A mouse folder written with plain numpy from the format description alone (not with write_recording).
 
-    Behaviour is not NaN-padded (as in the public release), tiers are stored as an object array, response
+    Behaviour is not NaN-padded (as in the public release), tiers are a plain string array, response
     statistics are per frame (N, T_pad), and the responses of `zero_tiers` are all zeros including the padding.
     """
     rng = np.random.default_rng(seed)
@@ -50,7 +50,7 @@ def write_by_hand(root: Path, lengths, t_pad=50, tiers=None, n=N, seed=0, zero_t
         np.save(root / "data" / "behavior" / f"{i}.npy", rng.normal(size=(2, t_pad)))
         np.save(root / "data" / "pupil_center" / f"{i}.npy", rng.normal(size=(2, t_pad)))
     (root / "meta" / "trials").mkdir(parents=True)
-    np.save(root / "meta" / "trials" / "tiers.npy", np.array(tiers, dtype=object), allow_pickle=True)
+    np.save(root / "meta" / "trials" / "tiers.npy", np.array(tiers))
     (root / "meta" / "neurons").mkdir(parents=True)
     np.save(root / "meta" / "neurons" / "unit_ids.npy", np.arange(1, n + 1))
     np.save(root / "meta" / "neurons" / "cell_motor_coordinates.npy", rng.uniform(0, 500, (n, 3)))
@@ -225,7 +225,7 @@ def _corrupt(root: Path, rel: str, value) -> Path:
     [
         ("data/behavior/1.npy", lambda r: None, "file not found"),
         ("meta/neurons/unit_ids.npy", lambda r: None, "file not found"),
-        ("data/responses/0.npy", lambda r: b"garbage, not numpy", "not a readable .npy"),
+        ("data/responses/0.npy", lambda r: b"garbage, not numpy", "not a .npy file"),
         ("data/videos/1.npy", lambda r: r.uniform(size=(36, 64)), r"expected a \(36, 64, T\) video"),
         ("data/videos/1.npy", lambda r: r.uniform(size=(32, 64, 50)), r"expected a \(36, 64, T\) video"),
         ("data/responses/1.npy", lambda r: r.uniform(size=(N - 1, 50)), "to match unit_ids"),

@@ -29,9 +29,17 @@ def _register_commands() -> None:
 
 
 def main() -> None:
+    from v1recon.io import WRITE_ERRORS, shown_path
+
     _register_commands()
     try:
         app()
     except V1ReconError as err:
         typer.echo(f"error: {err}", err=True)
+        sys.exit(2)
+    except OSError as err:  # a full disk or a read-only or forbidden folder outside an atomic write
+        if err.errno not in WRITE_ERRORS:
+            raise
+        where = shown_path(err.filename) if err.filename else "an output file"
+        typer.echo(f"error: {where}: {err.strerror}.", err=True)
         sys.exit(2)

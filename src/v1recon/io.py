@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -17,26 +18,77 @@ from typing import Any
 import numpy as np
 
 from v1recon import __version__
-from v1recon.errors import V1ReconError
+from v1recon.errors import OutputError, V1ReconError
+
+# file-system errors on an output, with the reason a user reads; the CLI turns them into one sentence
+WRITE_ERRORS = {
+    errno.ENOSPC: "no space left on the device (free some space and run the command again)",
+    errno.EDQUOT: "the disk quota is exceeded (free some space and run the command again)",
+    errno.EROFS: "the file system is read-only (choose another output folder)",
+    errno.EACCES: "permission denied (choose an output folder you can write to)",
+    errno.EPERM: "operation not permitted (choose an output folder you can write to)",
+    errno.EFBIG: "the file is too large for this file system",
+}
+_PENDING: list[tuple[Path, Path]] = []  # (temporary path, final path) of the atomic writes in progress
+
+
+def shown_path(path: str | os.PathLike) -> Path:
+    """The final name of a path inside a temporary output (what the user asked for), else the path itself."""
+    path = Path(path)
+    for tmp, final in reversed(_PENDING):
+        if path == tmp or tmp in path.parents:
+            path = final / path.relative_to(tmp)
+    return path
+
+
+def write_error(err: OSError, path: Path, tmp: Path | None) -> OutputError | None:
+    """One sentence for a file-system error while writing `path` through the temporary folder `tmp`, or None
+    when `err` is no such error or concerns another file (an input read inside the block)."""
+    reason = WRITE_ERRORS.get(err.errno)
+    name = Path(err.filename) if err.filename else path
+    if reason is None:
+        return None
+    if name.parent == path.parent and name != path and not (tmp is not None and tmp in name.parents):
+        name = path  # the temporary folder beside it
+    elif not (name == path or name in path.parents or (tmp is not None and tmp in name.parents)):
+        return None
+    return OutputError(f"{shown_path(name)}: cannot write, {reason}.")
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
 
-    Works for files and for folders (the block creates whatever it likes at the yielded path).
+    Works for files and for folders (the block creates whatever it likes at the yielded path). A folder already
+    at `path` is moved aside first and put back if the rename fails, so a failure leaves the previous state.
+    A full disk, a read-only file system or a permission error becomes one V1ReconError naming the final path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        target = tmp / path.name
+        _PENDING.append((target, path))
         yield target
         if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        os.replace(target, path)
+            os.replace(path, tmp / f"{path.name}.replaced")
+            try:
+                os.replace(target, path)
+            except BaseException:
+                os.replace(tmp / f"{path.name}.replaced", path)
+                raise
+        else:
+            os.replace(target, path)
+    except OSError as err:
+        converted = write_error(err, path, tmp)
+        if converted is None:
+            raise
+        raise converted from err
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            _PENDING.remove((target, path))
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:

@@ -115,7 +115,9 @@ def load_run(run_dir: str | Path) -> RunInfo:
             models=d.get("models", []),
             timings=d.get("timings", {}),
         )
-    except (KeyError, TypeError, ValueError) as err:
+    except KeyError as err:
+        raise V1ReconError(f"{path}: malformed run description (no {err.args[0]!r} field).") from err
+    except (TypeError, ValueError) as err:
         raise V1ReconError(f"{path}: malformed run description ({err}).") from err
 
 
@@ -184,5 +186,3 @@ def match_recordings(run, data: str | Path) -> list:
             raise V1ReconError(f"{rec.path}: has {rec.n_neurons} neurons but the run's models predict {n} for {name}.")
         out.append(rec)
     return out
-
-

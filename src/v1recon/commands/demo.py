@@ -55,7 +55,9 @@ def demo(
     against the ground truth and write RUN/report.html. Resumable: a second run reuses the stages that are done.
     About 35 minutes on a 2-core CPU with the defaults (30 of them training)."""
     from v1recon.demo import Demo
+    from v1recon.device import pick_device
 
+    pick_device(device)  # a bad --device fails before anything is deleted or written
     if overwrite and run.is_dir() and any(run.iterdir()):
         if not (run / DEMO_FILE).is_file():  # never delete a folder the demo did not make
             raise V1ReconError(f"{run}: is not a demo folder (no {DEMO_FILE}); --overwrite deletes only demo folders.")

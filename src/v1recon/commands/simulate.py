@@ -29,7 +29,7 @@ def simulate_command(
     workers: int = typer.Option(
         0,
         help="Processes simulating mice in parallel; 0 = automatic (one per CPU core for the default and paper "
-        "presets on the CPU). The mice are identical either way. Default: 0.",
+        "presets on the CPU). The files are byte-identical for any worker count and OMP_NUM_THREADS. Default: 0.",
     ),
 ) -> None:
     """Simulate mice watching natural-like movies; write Sensorium-layout recordings and the true model."""

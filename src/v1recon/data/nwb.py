@@ -413,8 +413,11 @@ def _session_facts(nwbfile) -> dict:
     return {
         "identifier": nwbfile.identifier,
         "start_time": nwbfile.session_start_time.isoformat(),
-        **{k: list(v) if k == "experimenter" else str(v) for k in ("experimenter", "institution", "lab")
-           if (v := getattr(nwbfile, k, None)) is not None},  # fmt: skip
+        **{
+            k: list(v) if k == "experimenter" else str(v)
+            for k in ("experimenter", "institution", "lab")
+            if (v := getattr(nwbfile, k, None)) is not None
+        },  # fmt: skip
         "subject": {f: str(getattr(subject, f)) for f in fields if getattr(subject, f, None)} if subject else None,
     }
 

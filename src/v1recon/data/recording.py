@@ -5,7 +5,7 @@ What is checked when:
   .npy, wrong number of dimensions or frame size, neuron count differing from the metadata, behaviour or pupil
   rows other than 2, unknown tier, valid length under `MIN_FRAMES`.
 - On `Recording.trial` (reads the whole trial): NaN inside the valid frames of the video, responses or behaviour,
-  and valid frames after the NaN padding has started.
+  valid frames after the NaN padding has started, and negative responses (see `non_negative_responses`).
 
 A behaviour channel that is NaN over all of a trial's valid frames was not recorded (imports without running speed
 or eye tracking write it so). `Recording.trial` fills it, here and nowhere else, with the channel's mean from the
@@ -33,12 +33,14 @@ import numpy as np
 from v1recon import FRAME_SHAPE
 from v1recon.data import cache
 from v1recon.errors import V1ReconError
+from v1recon.errors import warn as warn_user
 
 TIERS = ("train", "oracle", "live_test", "final_test", "none", "live_bonus", "final_bonus")
 STAT_KINDS = ("videos", "responses", "behavior", "pupil_center")
 DATA_KINDS = ("videos", "responses", "behavior", "pupil_center")
 MIN_FRAMES = 31  # one full 30-frame context window plus a frame to predict
 BEHAVIOUR_CHANNELS = ("pupil dilation", "running speed", "pupil x", "pupil y")
+NEGATIVE_SHARE_LIMIT = 0.05  # responses whose negative values carry more of their absolute sum are refused
 _log = logging.getLogger("v1recon")
 _SAMPLE_ROWS = 64  # neurons probed before scanning a whole response array for non-zero values
 
@@ -68,12 +70,46 @@ class Trial:
         return int(self.video.shape[0])
 
 
-def load_npy(path: Path, *, mmap: bool = True, allow_pickle: bool = False) -> np.ndarray:
-    """np.load with errors turned into one sentence naming the file."""
+def load_npy(path: Path, *, mmap: bool = True, dtype: str = "float") -> np.ndarray:
+    """np.load, never of pickles, with every problem as one sentence naming the file.
+
+    The header is checked first: np.load would try to unpickle a file without one, and a pickled (object) array
+    can run code when it is loaded. `dtype` ("float", "int", "str") names what to save instead, in the advice.
+    """
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
+    header = _npy_header(path)
+    if header is not None:
+        shape, kind, offset = header
+        if kind.hasobject:
+            raise V1ReconError(
+                f"{path}: holds pickled Python objects, which v1recon never loads (unpickling can run code); save "
+                f"it as a plain array instead, e.g. np.save(path, np.asarray(values, dtype={dtype}))."
+            )
+        needed = offset + int(np.prod(shape, dtype=np.int64)) * kind.itemsize
+        size = path.stat().st_size
+        if size < needed:
+            raise V1ReconError(f"{path}: truncated .npy file ({size} bytes, its {shape} {kind} array needs {needed}).")
     try:
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=allow_pickle)
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as err:
+        raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+    """(shape, dtype, byte offset of the data) from a .npy header alone; None for format versions other than 1.0
+    and 2.0 (np.load then reads them)."""
+    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise V1ReconError(f"{path}: not a .npy file (it does not start with the NumPy header).")
+            f.seek(0)
+            reader = readers.get(np.lib.format.read_magic(f))
+            if reader is None:
+                return None
+            shape, _, dtype = reader(f)
+            return tuple(shape), dtype, f.tell()
     except (ValueError, OSError, EOFError) as err:
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
@@ -82,25 +118,8 @@ def npy_shape(path: Path) -> tuple[int, ...]:
     """Shape of a .npy file from its header alone."""
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
-    readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-    try:
-        with open(path, "rb") as f:
-            reader = readers.get(np.lib.format.read_magic(f))
-            if reader is not None:
-                return tuple(reader(f)[0])
-    except (ValueError, OSError, EOFError) as err:
-        raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
-    return load_npy(path).shape  # other format versions
-
-
-def _load_meta(path: Path) -> np.ndarray:
-    """Small metadata array; object arrays (strings in some releases) need pickle."""
-    try:
-        return load_npy(path, mmap=False)
-    except V1ReconError:
-        if not path.is_file():
-            raise
-        return load_npy(path, mmap=False, allow_pickle=True)
+    header = _npy_header(path)
+    return header[0] if header is not None else load_npy(path).shape  # other format versions
 
 
 def _first_nan(series: np.ndarray) -> int:
@@ -146,7 +165,7 @@ class Recording:
         if not self.path.is_dir():
             raise V1ReconError(f"{self.path}: recording folder not found.")
         meta = self.path / "meta"
-        self.unit_ids = np.asarray(_load_meta(meta / "neurons" / "unit_ids.npy"))
+        self.unit_ids = np.asarray(load_npy(meta / "neurons" / "unit_ids.npy", mmap=False, dtype="int"))
         if self.unit_ids.ndim != 1 or self.unit_ids.size == 0:
             raise V1ReconError(
                 f"{meta / 'neurons' / 'unit_ids.npy'}: expected a non-empty (N,) array, got shape "
@@ -154,12 +173,13 @@ class Recording:
             )
         self.n_neurons = int(self.unit_ids.shape[0])
         coord_path = meta / "neurons" / "cell_motor_coordinates.npy"
-        self.coordinates = np.asarray(_load_meta(coord_path), np.float32)
+        self.coordinates = np.asarray(load_npy(coord_path, mmap=False), np.float32)
         if self.coordinates.shape != (self.n_neurons, 3):
             raise V1ReconError(
                 f"{coord_path}: expected shape ({self.n_neurons}, 3) to match unit_ids.npy, got "
                 f"{self.coordinates.shape}."
             )
+        self._warned_negative = False
         tiers = self._read_tiers(meta / "trials" / "tiers.npy")
         self._files = self._trial_table(tiers)
         self.trials = [f.info for f in self._files]
@@ -174,7 +194,7 @@ class Recording:
 
     @staticmethod
     def _read_tiers(path: Path) -> list[str]:
-        raw = _load_meta(path)
+        raw = load_npy(path, mmap=False, dtype="str")
         if raw.ndim != 1:
             raise V1ReconError(f"{path}: expected a (n_trials,) array of tier names, got shape {raw.shape}.")
         tiers = [t.decode() if isinstance(t, bytes) else str(t) for t in raw.tolist()]
@@ -264,6 +284,9 @@ class Recording:
             responses_mm = load_npy(paths["responses"])
             responses = np.array(responses_mm[:, :length], dtype=np.float32)
             _check_finite(responses, paths["responses"])
+            clipped = non_negative_responses(responses, paths["responses"], warn=not self._warned_negative)
+            self._warned_negative |= clipped is not responses  # one warning per recording
+            responses = clipped
             _check_padding(responses_mm[:, files.responses_end :], files.responses_end, paths["responses"])
         kinds = ("behavior", "pupil_center")
         behaviour = np.concatenate([np.array(load_npy(paths[k])[:, :length], dtype=np.float32) for k in kinds])
@@ -328,6 +351,32 @@ class Recording:
                 f"got shape {stats['std'].shape}."
             )
         return stats
+
+
+def non_negative_responses(responses: np.ndarray, path: Path, warn: bool = True) -> np.ndarray:
+    """The one rule for negative responses; train, evaluate, mask and reconstruct read every trial through it.
+
+    Deconvolved activity is >= 0. Small negative values (numerical noise of the deconvolution; the published
+    procedure clips recorded traces too) are set to 0, with a warning when `warn`. Responses whose negative values
+    carry more than NEGATIVE_SHARE_LIMIT of their absolute sum are not deconvolved activity (dF/F, z-scored
+    traces, a flipped sign) and are refused. Returns `responses` itself when nothing is negative, else a copy.
+    """
+    negative = responses < 0
+    if not negative.any():
+        return responses
+    share = float(-responses[negative].sum(dtype=np.float64) / np.abs(responses).sum(dtype=np.float64))
+    lowest = float(responses.min())
+    if share > NEGATIVE_SHARE_LIMIT:
+        raise V1ReconError(
+            f"{path}: {share:.0%} of the response magnitude is negative (down to {lowest:.3g}); v1recon needs "
+            f"deconvolved activity (>= 0), not dF/F or z-scored traces."
+        )
+    if warn:
+        warn_user(
+            f"{path}: {int(negative.sum())} negative response values (down to {lowest:.3g}, {share:.2%} of the "
+            f"magnitude) set to 0; further trials of this recording are clipped the same way without a warning."
+        )
+    return np.maximum(responses, 0)
 
 
 def _check_finite(arr: np.ndarray, path: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,26 +110,46 @@ def simulate_mouse(
     bar = tqdm(total=len(plan), desc=path.name, unit="trial", disable=not progress, leave=False, position=position)
     keep = {"example": None}
 
+    def draw(chunk):  # stimuli and behaviour of a chunk of trials
+        videos = np.stack([_movie(rng, preset, tier, m, test_movies) for tier, m in chunk])
+        return videos, np.stack([behaviour_trace(rng, preset.n_frames, eye) for _ in chunk])
+
+    def rates(videos, behaviour):
+        with torch.no_grad():
+            device = model.calcium.device
+            expected, rate = model(
+                torch.from_numpy(videos).to(device), torch.from_numpy(behaviour).to(device), return_spike_rate=True
+            )
+        return expected.cpu().numpy(), rate.cpu().numpy()
+
+    def finish(start, chunk, videos, behaviour, job) -> Iterator[Trial]:  # noise, then the trials in order
+        expected, rate = job.result()
+        responses = sample_responses(rng, rate, calcium)
+        for j, (tier, _) in enumerate(chunk):
+            if tier != "train":
+                meter.update(expected[j], responses[j])
+                # the figure shows the test trial with the most running, to show the running gain
+                if keep["example"] is None or behaviour[j, 1].std() > keep["example"][1][1].std():
+                    keep["example"] = (videos[j], behaviour[j], expected[j], responses[j])
+            yield Trial(int(trial_ids[start + j]), tier, videos[j], responses[j], behaviour[j])
+        bar.update(len(chunk))
+
     def trials() -> Iterator[Trial]:
-        for start in range(0, len(plan), batch):
-            chunk = plan[start : start + batch]
-            videos = np.stack([_movie(rng, preset, tier, m, test_movies) for tier, m in chunk])
-            behaviour = np.stack([behaviour_trace(rng, preset.n_frames, eye) for _ in chunk])
-            with torch.no_grad():
-                device = model.calcium.device
-                expected, rate = model(
-                    torch.from_numpy(videos).to(device), torch.from_numpy(behaviour).to(device), return_spike_rate=True
-                )
-            responses = sample_responses(rng, rate.cpu().numpy(), calcium)
-            expected = expected.cpu().numpy()
-            for j, (tier, _) in enumerate(chunk):
-                if tier != "train":
-                    meter.update(expected[j], responses[j])
-                    # the figure shows the test trial with the most running, to show the running gain
-                    if keep["example"] is None or behaviour[j, 1].std() > keep["example"][1][1].std():
-                        keep["example"] = (videos[j], behaviour[j], expected[j], responses[j])
-                yield Trial(int(trial_ids[start + j]), tier, videos[j], responses[j], behaviour[j])
-            bar.update(len(chunk))
+        # The rates of the next chunk are computed in a second thread while this one samples the noise of the
+        # previous chunk and writes it: both cores work on one mouse, and the order of the random draws (inputs
+        # of chunk k + 1 before the noise of chunk k) is fixed, so the files do not depend on the thread count.
+        # the second thread sets its own torch thread count (one per operation, like the caller's)
+        with ThreadPoolExecutor(1, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+            pending = None
+            for start in range(0, len(plan), batch):
+                chunk = plan[start : start + batch]
+                videos, behaviour = draw(chunk)
+                job = pool.submit(rates, videos, behaviour)
+                if pending is not None:
+                    yield from finish(*pending)
+                pending = (start, chunk, videos, behaviour, job)
+            if pending is not None:
+                yield from finish(*pending)
 
     units = np.arange(1, model.n_neurons + 1)
     coordinates = model.coordinates.cpu().numpy()
@@ -155,14 +176,20 @@ def _test_movies(preset: Preset, seed: int) -> list[np.ndarray]:
 def _one_mouse(folder: Path, preset: Preset, seed: int, index: int, options: dict) -> dict:
     """Simulate mouse `index` of `seed` into folder/<mouse> with its truth and figure; returns its summary.
 
-    Runs in a worker process when several mice are simulated in parallel (`options["threads"]` then limits torch
-    to one thread per process).
+    Runs in a worker process when several mice are simulated in parallel. Every torch operation of the ground
+    truth runs on one thread (`simulate_mouse` overlaps two of them), so that the files are byte-identical for
+    a seed whatever the worker count and OMP_NUM_THREADS.
     """
+    from v1recon.device import torch_threads
+
+    with torch_threads(1):
+        return _one_mouse_one_thread(folder, preset, seed, index, options)
+
+
+def _one_mouse_one_thread(folder: Path, preset: Preset, seed: int, index: int, options: dict) -> dict:
     from v1recon.device import pick_device
     from v1recon.io import read_json, write_json
 
-    if options.get("threads"):
-        torch.set_num_threads(options["threads"])
     t0 = time.perf_counter()
     name = mouse_name(seed, index)
     mouse_seed = int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
@@ -213,8 +240,12 @@ def simulate(
     The folder appears only when everything is written (atomic); an existing non-empty folder is refused unless
     `overwrite`. `device` runs the ground-truth model there ("cpu", "cuda", "auto"); results are the same up to
     floating-point rounding. `workers`: processes simulating mice in parallel (0 = automatic: one per CPU core
-    for presets that take more than a few seconds per mouse, on the CPU); every mouse is the same either way.
+    for presets that take more than a few seconds per mouse, on the CPU).
+
+    Same seed and preset on the CPU -> byte-identical recordings, truth and figures, for any worker count and any
+    OMP_NUM_THREADS (only timings and provenance in the JSON files differ).
     """
+    from v1recon.device import pick_device
     from v1recon.io import atomic_path, provenance, write_json
 
     out = Path(out)
@@ -226,12 +257,13 @@ def simulate(
         raise V1ReconError(f"{out}: output path exists and is not a folder.")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise V1ReconError(f"{out}: output folder already holds files; pass --overwrite to replace it.")
+    pick_device(device)  # a bad --device fails before anything is written
     p = PRESETS[preset]
     if workers <= 0:
         parallel = device == "cpu" and p.estimated_seconds() > 30
         workers = min(n_mice, os.cpu_count() or 1) if parallel else 1
     workers = min(workers, n_mice)
-    options = {"progress": progress, "figure": figure, "device": device, "threads": 1 if workers > 1 else 0}
+    options = {"progress": progress, "figure": figure, "device": device}
     started = time.perf_counter()
     with atomic_path(out) as tmp:
         tmp.mkdir()

@@ -24,16 +24,17 @@ def _clear_run(out: Path) -> None:
 _SAME_RUN_KEYS = ("mice", "preset", "ensemble", "seed", "n_folds", "test_fold", "splits", "train_config")
 
 
-def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
-    """A new run folder, or the existing one when it holds the same run (resume)."""
+def _check_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo | None:
+    """The existing run in `out` when it holds the same run (resume), else None for a new one; writes nothing.
+
+    Raises when `out` is taken: a file, a different run (unless `overwrite`), or a folder of other files.
+    """
     if out.exists() and not out.is_dir():
         raise V1ReconError(f"{out}: output path exists and is not a folder.")
     data = Path(fresh.data).resolve()
     if out.resolve().is_relative_to(data):  # a run may hold its data (the demo keeps RUN/data), not the reverse
         raise V1ReconError(f"{out}: is or lies inside the data folder {fresh.data}; choose a run folder outside it.")
-    if overwrite and out.is_dir():
-        _clear_run(out)
-    if (out / RUN_FILE).is_file():
+    if (out / RUN_FILE).is_file() and not overwrite:
         old = load_run(out)
         old_d, new_d = old.to_dict(), fresh.to_dict()
         for d in (old_d, new_d):  # the same data may have moved
@@ -47,8 +48,16 @@ def _prepare_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
         old.data = fresh.data
         return old
     # The data may live inside the run folder (the demo keeps RUN/data): that alone does not make it occupied.
-    if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name != DEMO_FILE for p in out.iterdir()):
+    ours = {RUN_FILE, DEMO_FILE, *(RUN_SUBDIRS if overwrite else ())}  # what --overwrite clears
+    if out.is_dir() and any(p.resolve() not in (data, *data.parents) and p.name not in ours for p in out.iterdir()):
         raise V1ReconError(f"{out}: folder already holds files but no {RUN_FILE}; choose an empty or new folder.")
+    return None
+
+
+def _start_out(out: Path, fresh: RunInfo, overwrite: bool) -> RunInfo:
+    """Write the new run's folder (after every input has been checked): clear an old run if `overwrite`."""
+    if overwrite and out.is_dir():
+        _clear_run(out)
     (out / MODELS_DIR).mkdir(parents=True, exist_ok=True)
     fresh.save()
     return fresh
@@ -107,9 +116,12 @@ def train_run(
         splits=splits,
         train_config=config.to_dict(),
     )
-    build_model(preset, fresh.neuron_counts, **config.model_overrides)  # unknown preset: fail before writing
+    # everything that can be wrong with the request or the data fails before anything is written
+    clip = int(build_model(preset, fresh.neuron_counts, **config.model_overrides).train_clip_frames)
     dev = str(pick_device(device))
-    run = _prepare_out(out, fresh, overwrite)
+    resumed = _check_out(out, fresh, overwrite)
+    _check_training_trials(recordings, splits, clip, n_folds, progress)
+    run = resumed or _start_out(out, fresh, overwrite)
 
     identity = {k: v for k, v in run.to_dict().items() if k in _SAME_RUN_KEYS}
     identity["mice"] = [{k: m[k] for k in ("name", "n_neurons", "identity")} for m in run.mice]
@@ -149,6 +161,27 @@ def train_run(
     run.timings["total_seconds"] = round(time.perf_counter() - t0, 1)
     run.save()
     return run
+
+
+def _check_training_trials(recordings, splits, clip_frames: int, n_folds: int, progress: bool) -> None:
+    """Read every training trial once, one at a time (its checks raise naming the file), and make sure every model
+    of the run has training trials of every mouse: a bad recording fails before the run folder is written."""
+    from tqdm.auto import tqdm
+
+    from v1recon.data import movie_fold
+
+    for r in recordings:
+        usable = [i.trial_id for i in r.trials if i.tier == "train" and i.has_responses and i.length >= clip_frames]
+        if not usable:
+            raise V1ReconError(f"{r.path}: no train trials with responses of {clip_frames}+ frames to train on.")
+        with tqdm(usable, desc=f"checking {r.name}", unit="trial", leave=False, disable=not progress) as bar:
+            folds = {movie_fold(r.trial(t).video, n_folds) for t in bar}
+        for split in splits:
+            if not folds & set(split.train_folds):
+                raise V1ReconError(
+                    f"{r.path}: no training trials of {clip_frames}+ frames in folds {list(split.train_folds)} "
+                    f"(model {split.model_index}); train fewer models or on more trials."
+                )
 
 
 def _adopt_finished_models(job, status: dict) -> None:

@@ -4,6 +4,7 @@ checkpoints after every epoch and resume from the last complete epoch."""
 from __future__ import annotations
 
 import csv
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -104,6 +105,17 @@ def _write_log(path: Path, history: list[dict]) -> None:
         writer.writerows(history)
 
 
+def training_indices(mice: Sequence[MouseTrials], split: Split, clip_frames: int) -> list[list[int]]:
+    """Per mouse, the trials a model of `split` trains on (long enough for one clip); raises when one has none."""
+    out = [m.indices(split.train_folds, min_frames=clip_frames) for m in mice]
+    for m, idx in zip(mice, out, strict=True):
+        if not idx:
+            raise V1ReconError(
+                f"{m.name}: no training trials of {clip_frames}+ frames in folds {list(split.train_folds)}."
+            )
+    return out
+
+
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -133,12 +145,9 @@ class Trainer:
         self.parallel = parallel  # v1recon.training.distributed.DataParallel: this process's share of each batch
         self.writes = parallel is None or parallel.rank == 0  # one process writes the files
         clip = int(model.train_clip_frames)
-        self.train_indices = [m.indices(split.train_folds, min_frames=clip) for m in self.mice]
+        self.train_indices = training_indices(self.mice, split, clip)
         val = [m.indices([split.val_fold], min_frames=clip) for m in self.mice]
         self.val_indices = [v[: config.val_trials] if config.val_trials is not None else v for v in val]
-        for m, idx in zip(self.mice, self.train_indices, strict=True):
-            if not idx:
-                raise V1ReconError(f"{m.name}: no training trials of {clip}+ frames in folds {split.train_folds}.")
 
         steps = config.steps_per_epoch
         self.schedule = WarmupCosine(config.epochs * steps, round(config.warmup_epochs * steps), config.lr_floor)
@@ -178,8 +187,20 @@ class Trainer:
 
     # -- state -------------------------------------------------------------------------------------------------
     def _load_state(self) -> None:
-        # map to the CPU: the RNG state must stay there
-        state = torch.load(state_path(self.stem), map_location="cpu", weights_only=False)
+        """Resume from `<stem>.state.pt`: tensors and plain containers only (weights_only, so no code runs)."""
+        path = state_path(self.stem)
+        try:
+            # map to the CPU: the RNG state must stay there
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self._restore(state)
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, KeyError, TypeError) as err:
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+            raise V1ReconError(
+                f"{path}: cannot resume from this training state ({first[:200]}); delete it to train this model "
+                "again from its start."
+            ) from err
+
+    def _restore(self, state: dict) -> None:
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -194,6 +215,7 @@ class Trainer:
         self.elapsed_s, self.history = state["elapsed_s"], state["history"]
 
     def _save_state(self) -> None:
+        """Everything a resume needs, as tensors and plain containers (loads with weights_only=True)."""
         state = {
             "model": self.model.state_dict(),
             "ema": self.ema.state_dict(),
