@@ -106,7 +106,7 @@ def run_masks(
     dev = str(pick_device(device))
     job = mask_job(run, recordings, iterations, seed, dev, update_threshold, eval_threshold, progress)
     for task in job.tasks:
-        if task.outputs[0].is_file() and job.done(task) is None and not overwrite:
+        if not overwrite and _of_another_configuration(job, task):
             raise V1ReconError(
                 f"{task.outputs[0]}: mask already exists with another configuration; pass --overwrite to train it "
                 "again."
@@ -114,6 +114,27 @@ def run_masks(
     with locked(Path(run.path) / "masks"):
         results = run_job(job, executor, address, progress=progress and len(job.tasks) > 1)
     return [(t.outputs[0], results[t.name]) for t in job.tasks]
+
+
+def _of_another_configuration(job: Job, task: Task) -> bool:
+    """Whether the task's mask file was written with another configuration: its stamp has another hash, or
+    (no stamp: written before stamps existed) its sidecar states other settings. A mask whose task was interrupted
+    before its stamp is of this configuration and is trained again."""
+    import json
+
+    from v1recon.io import sidecar_path
+
+    if not task.outputs[0].is_file():
+        return False
+    try:
+        return json.loads(job.stamp_path(task).read_text()).get("hash") != task.hash
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        config = json.loads(sidecar_path(task.outputs[0]).read_text()).get("config", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(config.get(k) != task.kwargs[k] for k in ("iterations", "seed"))
 
 
 def config_of_masks(run, recordings) -> str:
