@@ -11,11 +11,15 @@ from scipy.ndimage import gaussian_filter
 from v1recon.errors import V1ReconError
 from v1recon.recon.confidence import (
     ensemble_spread,
+    fill_outside,
     hutchinson_diagonal,
     laplace_std,
     likelihood_hvp,
     nll_sum,
+    parse_methods,
     posterior_std,
+    stimulus_std,
+    unexplained_std,
 )
 from v1recon.recon.reconstructor import ReconConfig, reconstruct_trials
 
@@ -91,7 +95,13 @@ def test_laplace_std_against_the_exact_posterior_of_a_tiny_model():
     update = np.ones((36, 64), bool)
     update[:, 40:] = False  # the right of the frame is never optimised
     std = laplace_std(
-        [enc], [video[0].numpy()], [responses[0].numpy()], [behaviour[0].numpy()], update, prior, probes,
+        [enc],
+        [video[0].numpy()],
+        [responses[0].numpy()],
+        [behaviour[0].numpy()],
+        update,
+        prior,
+        probes,
         diagonal_sigma=0,
     )[0]
     assert std.shape == (4, 36, 64) and std.dtype == np.float32
@@ -138,3 +148,24 @@ def test_restarts_are_extra_members_from_jittered_starts():
     assert len(two.iterations) == 2 and two.smooth_sigma == 0
     with pytest.raises(V1ReconError, match="restarts"):
         reconstruct_trials([enc], [responses], [behaviour], update, ReconConfig(restarts=0))
+
+
+def test_unexplained_std_and_the_prior():
+    grey = np.full((5, 36, 64), 127.5, np.float32)
+    assert np.allclose(unexplained_std(grey, 40.0), 40.0)  # nothing recovered: the prior
+    contrast = grey + 30.0  # a recovered deviation of 30 everywhere: 40^2 / sqrt(40^2 + 30^2) = 32
+    assert np.allclose(unexplained_std(contrast, 40.0), 32.0, atol=1e-3)
+    assert stimulus_std([grey + 3.0, grey - 4.0]) == pytest.approx(np.sqrt((9 + 16) / 2))
+    filled = fill_outside(np.zeros((2, 36, 64)), np.eye(36, 64, dtype=bool), 7.0)
+    assert filled[0, 0, 0] == 0 and filled[0, 0, 1] == 7.0
+
+
+def test_confidence_methods_option():
+    assert parse_methods(None, 3) == ["ensemble"] and parse_methods(None, 1) == []
+    assert parse_methods("both", 3) == ["ensemble", "laplace"]
+    assert parse_methods("laplace,unexplained,laplace", 1) == ["laplace", "unexplained"]
+    assert parse_methods("none", 1) == []
+    with pytest.raises(V1ReconError, match="unknown method 'curvature'"):
+        parse_methods("curvature", 3)
+    with pytest.raises(V1ReconError, match="--restarts"):
+        parse_methods("ensemble", 1)
