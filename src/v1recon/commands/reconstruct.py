@@ -7,13 +7,16 @@ from pathlib import Path
 import typer
 
 from v1recon.cli import app
+from v1recon.commands.options import ADDRESS_OPT, DEVICE_OPT, EXECUTOR_OPT
 
 
 @app.command("reconstruct")
 def reconstruct(
     run: Path = typer.Argument(..., help="Run folder written by `v1recon train` (holds run.json and models/)."),
     data: Path = typer.Option(..., "--data", help="A mouse folder (Sensorium layout) or a folder of mouse folders."),
-    out: Path = typer.Option(..., "--out", help="Output folder (refused if it holds results, unless --overwrite)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (the same command resumes there; other results are kept unless --overwrite)."
+    ),
     tier: str = typer.Option("final_test", "--tier", help="Trials of this tier are reconstructed."),
     method: str = typer.Option(
         "fast",
@@ -38,7 +41,7 @@ def reconstruct(
         help="paper: iterations (default: 1000, as published); fast: the step limit "
         " (default: 100; it usually stops earlier on a loss plateau).",
     ),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1 or auto (GPU when present)."),
+    device: str = DEVICE_OPT,
     batch_size: int = typer.Option(4, "--batch-size", help="Trials optimised together in one batch."),
     seed: int = typer.Option(0, "--seed", help="Random seed (mask training, random window offsets)."),
     oracle: bool = typer.Option(
@@ -63,12 +66,49 @@ def reconstruct(
         "--no-mask updates and evaluates every pixel (default: --mask).",
     ),
     movies: bool = typer.Option(True, "--movies/--no-movies", help="Write the MP4/GIF/PNG per trial (default: yes)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results already in OUT."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace results of another configuration that v1recon wrote into OUT."
+    ),
+    confidence: str = typer.Option(
+        None,
+        "--confidence",
+        help="Per-pixel confidence movies (the predicted std of the reconstruction's error, grey levels): ensemble "
+        "(std across the models and restarts, nearly free), laplace (Gaussian posterior from the diagonal of the "
+        "loss Hessian, Hutchinson probes; costs about --probes x 3 gradient passes per model and trial), "
+        "unexplained (the stimulus variance the reconstruction has not recovered, free), both (ensemble and "
+        "laplace), all, none, or a comma-separated list (default: ensemble when a trial has 2 or more "
+        "reconstructions, models x restarts, else none).",
+    ),
+    restarts: int = typer.Option(
+        1,
+        "--restarts",
+        help="Reconstruct every model this many times, restart r >= 1 from grey + 16 grey levels of seeded noise "
+        "inside the update mask with seed + r; all of them are averaged and their spread is the ensemble "
+        "confidence (default: 1; costs K times the reconstruction).",
+    ),
+    probes: int = typer.Option(
+        8, "--probes", help="Rademacher probes per trial of the laplace confidence (default: 8)."
+    ),
+    confidence_scale: Path = typer.Option(
+        None,
+        "--confidence-scale",
+        help="summary.json of another reconstruct job with --confidence (e.g. on --tier train): multiply each "
+        "confidence movie by the scale factor fitted there; refused if that job reconstructed any of these trials "
+        "(default: unscaled).",
+    ),
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Reconstruct the movies of a tier from single-trial responses by optimising the encoders' input; writes per
-    trial an .npz, a JSON sidecar, a side-by-side MP4/GIF and a PNG summary, and summary.json/.csv for the job."""
+    trial an .npz, a JSON sidecar, a side-by-side MP4/GIF and a PNG summary, and summary.json/.csv for the job.
+    With --confidence the .npz holds the confidence movie(s), the movies show them, and the sidecars and
+    summary.json their calibration against the true movie (Spearman with |error|, reliability diagram).
+
+    The job is a list of tasks (one per batch of trials and model, then one per batch for the ensemble average):
+    the same command resumes an interrupted job, and --executor ray runs the tasks on a Ray cluster. OUT may not be,
+    contain or lie inside the data or the run folder (except RUN/reconstructions/NAME)."""
     from v1recon.errors import V1ReconError
-    from v1recon.recon.job import run_reconstruction
+    from v1recon.jobs.reconstruct import run_reconstruction
     from v1recon.recon.reconstructor import ReconConfig
 
     if method not in ("fast", "paper"):
@@ -79,7 +119,9 @@ def reconstruct(
         raise V1ReconError(f"--batch-size {batch_size}: must be at least 1.")
     if iterations is not None and iterations < 1:
         raise V1ReconError(f"--iterations {iterations}: must be at least 1.")
-    config = ReconConfig(method=method, iterations=iterations, ensemble=ensemble, batch_size=batch_size, seed=seed)
+    config = ReconConfig(
+        method=method, iterations=iterations, ensemble=ensemble, batch_size=batch_size, seed=seed, restarts=restarts
+    )
     summary = run_reconstruction(
         run,
         data,
@@ -95,6 +137,11 @@ def reconstruct(
         overwrite=overwrite,
         movies=movies,
         one_repeat=one_repeat,
+        executor=executor,
+        address=address,
+        confidence=confidence,
+        probes=probes,
+        confidence_scale=confidence_scale,
     )
     typer.echo(
         f"wrote {len(summary['trials'])} reconstructions to {out} "

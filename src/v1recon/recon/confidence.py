@@ -240,6 +240,13 @@ def parse_methods(spec: str | None, members: int) -> list[str]:
     return chosen
 
 
+def array_names(methods: Sequence[str]) -> dict[str, str]:
+    """npz array name -> method: `confidence` for one method, `confidence_<method>` for each of several."""
+    if len(methods) == 1:
+        return {"confidence": methods[0]}
+    return {f"confidence_{m}": m for m in methods}
+
+
 def confidence_movies(
     methods: Sequence[str],
     results: Sequence,

@@ -19,7 +19,7 @@ import torch
 
 from v1recon import EVAL_START_FRAME, FRAME_SHAPE
 from v1recon.errors import V1ReconError
-from v1recon.recon.ensemble import ENSEMBLE_SIGMA, average_reconstructions
+from v1recon.recon.ensemble import ENSEMBLE_SIGMA, ensemble_movie, ensemble_sigma
 from v1recon.recon.fast import FastSettings, reconstruct_fast
 from v1recon.recon.objective import CLIP_FRAMES, encoder_device, frozen
 from v1recon.recon.paper import PAPER_ITERATIONS, reconstruct_paper
@@ -100,7 +100,7 @@ def check_inputs(encoders, responses, behaviours, sources, update_mask=None) -> 
             raise V1ReconError(f"{src}: responses or behaviour contain NaN inside the valid frames.")
 
 
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Trial indices grouped by length (a batch needs one length), at most `batch_size` per batch."""
     by_len: dict[int, list[int]] = {}
     for i, length in enumerate(lengths):
@@ -154,12 +154,14 @@ def reconstruct_trials(
     sources: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     on_iteration: Callable[[], None] | None = None,
+    restarts: Sequence[int] | None = None,
 ) -> list[Reconstruction]:
     """Reconstruct every trial; see the module docstring. `truths` (T, 36, 64) only feed the per-iteration
     correlation (inside `eval_mask`, frames >= 30); `progress(n_trials_done)` is called after every batch and
     `on_iteration()` after every iteration of every model. With `config.restarts` = K > 1 every model (or, for
     gradient ensembling, the ensemble) is optimised K times, restart r >= 1 from `restart_start` with seed
-    config.seed + r; the reconstruction is the average of all members."""
+    config.seed + r; the reconstruction is the average of all members. `restarts` runs only those restart indices
+    (a job's task runs one)."""
     config = config or ReconConfig()
     if config.ensemble not in ("average", "gradient"):
         raise V1ReconError(f"unknown ensemble mode {config.ensemble!r}; choose average or gradient.")
@@ -173,11 +175,10 @@ def reconstruct_trials(
     emask = np.ones(FRAME_SHAPE, bool) if eval_mask is None else np.asarray(eval_mask) > 0
     emask_t = torch.as_tensor(emask, device=device)
     groups = [[enc] for enc in encoders] if config.ensemble == "average" else [encoders]
-    members = [(r, group) for r in range(config.restarts) for group in groups]
-    sigma = config.smooth_sigma if len(encoders) > 1 else 0.0  # the published blur belongs to model ensembles
+    members = [(r, group) for r in (restarts if restarts is not None else range(config.restarts)) for group in groups]
     results: list[Reconstruction | None] = [None] * len(responses)
     with frozen(encoders):
-        for batch in _batches([r.shape[1] for r in responses], config.batch_size):
+        for batch in length_batches([r.shape[1] for r in responses], config.batch_size):
             resp = torch.as_tensor(np.stack([responses[i] for i in batch]), dtype=torch.float32, device=device)
             resp = resp.clamp_min(0)  # recorded traces are ReLU'd, as published
             beh = torch.as_tensor(np.stack([behaviours[i] for i in batch]), dtype=torch.float32, device=device)
@@ -206,14 +207,14 @@ def reconstruct_trials(
             for j, i in enumerate(batch):
                 per_model = np.stack([m[j] for m in movies])
                 results[i] = Reconstruction(
-                    video=average_reconstructions(per_model, sigma),
+                    video=ensemble_movie(per_model, len(encoders), config.smooth_sigma),
                     per_model=per_model,
                     loss=_pad([lg[j] for lg in losses]),
                     correlation=_pad([c[j] for c in corrs]),
                     iterations=iters,
                     window_passes=passes / len(batch),
                     seconds=seconds / len(batch),
-                    smooth_sigma=sigma,
+                    smooth_sigma=ensemble_sigma(len(per_model), len(encoders), config.smooth_sigma),
                 )
             if progress is not None:
                 progress(len(batch))
