@@ -182,5 +182,3 @@ def match_recordings(run, data: str | Path) -> list:
             raise V1ReconError(f"{rec.path}: has {rec.n_neurons} neurons but the run's models predict {n} for {name}.")
         out.append(rec)
     return out
-
-

@@ -122,9 +122,7 @@ def open_mouse(
         trained = load_encoders(run.path, recording.name, device=torch_device)
         chosen = list(models) if models is not None else list(range(len(trained)))
         if max(chosen) >= len(trained):
-            raise V1ReconError(
-                f"{run.path}: model {max(chosen)} requested, the run has {len(trained)} trained models."
-            )
+            raise V1ReconError(f"{run.path}: model {max(chosen)} requested, the run has {len(trained)} trained models.")
         encoders, names = [trained[k] for k in chosen], [trained[k].name for k in chosen]
     if encoders[0].n_neurons != recording.n_neurons:
         raise V1ReconError(

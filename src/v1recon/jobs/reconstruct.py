@@ -574,6 +574,7 @@ def write_trial(
         "window_passes": res.window_passes,
         "seconds": res.seconds,
         **{f"confidence_spearman_{m}": c["spearman"] for m, c in calibration.items()},
+        **{f"video_correlation_weighted_{m}": c["video_correlation_weighted"] for m, c in calibration.items()},
     }
 
 
