@@ -1,11 +1,12 @@
 """How honest are the confidence movies? Tables from the summary.json of reconstruct jobs run with --confidence.
 
-For each job and confidence method: Spearman correlation between the predicted std and |error| over the
-pixel-frames inside the evaluation mask (frames 30 on), the calibration slope and intercept of the reliability
-diagram, RMS error / RMS std, the fraction of errors within 1 std, the Spearman correlation between a frame's std
-and its spatial correlation with the truth, the confidence-weighted video correlation beside the unweighted one,
-the scale factor applied (fitted on another job's trials) and the one these trials would fit; then the
-reliability diagram of each method (predicted std -> observed RMS error per bin, grey levels).
+For each job and confidence method: the Spearman correlation between the predicted std and |error| over the
+pixel-frames inside the evaluation mask (frames 30 on), pooled over the job's trials and as the mean of the
+per-trial values (pooling mixes trials whose overall error and std differ); the calibration slope and intercept of
+the reliability diagram; RMS error / RMS std; the fraction of errors within 1 std; the Spearman correlation between
+a frame's std and its spatial correlation with the truth (pooled and per trial); the confidence-weighted video
+correlation beside the unweighted one; the scale factor applied (fitted on another job's trials) and the one these
+trials would fit. Then the reliability diagram of each method (predicted std -> observed RMS error per bin).
 
     python benchmarks/confidence.py OUT1/summary.json OUT2/summary.json ...
 
@@ -36,11 +37,13 @@ def rows_of(path: Path) -> list[list[str]]:
                 method,
                 str(c["trials"]),
                 f"{c['spearman']:.3f}",
+                f"{entry.get('spearman_per_trial_mean', float('nan')):.3f}",
                 f"{c['slope']:.2f}",
                 f"{c['intercept']:.1f}",
                 f"{c['rms_ratio']:.2f}",
                 f"{c['coverage_1sd']:.2f}",
                 f"{c['frame_spearman_correlation']:.3f}",
+                f"{entry.get('frame_spearman_correlation_per_trial_mean', float('nan')):.3f}",
                 f"{video_r:.3f}",
                 "" if weighted is None else f"{weighted:.3f}",
                 f"{entry['scale_applied']:.3g}",
@@ -69,8 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("summaries", nargs="+", type=Path, help="summary.json files of reconstruct jobs")
     args = parser.parse_args()
-    head = ["job", "tier", "method", "trials", "Spearman", "slope", "icept", "rms/std", "in 1sd", "frame rho",
-            "video r", "weighted r", "scale", "fit here"]  # fmt: skip
+    head = ["job", "tier", "method", "trials", "Spearman", "per trial", "slope", "icept", "rms/std", "in 1sd",
+            "frame rho", "per trial", "video r", "weighted r", "scale", "fit here"]  # fmt: skip
     lines = [head]
     for path in args.summaries:
         lines += rows_of(path)
@@ -78,9 +81,9 @@ def main() -> None:
     print()
     for path in args.summaries:
         print("\n".join(reliability_lines(path)))
-    best = max(((float(r[4]), r[2], r[0]) for r in lines[1:]), default=None)
+    best = max(((float(r[5]), r[2], r[0]) for r in lines[1:]), default=None)
     if best is not None:
-        print(f"\nhighest Spearman with |error|: {best[1]} in {best[2]} ({best[0]:.3f})")
+        print(f"\nhighest mean per-trial Spearman with |error|: {best[1]} in {best[2]} ({best[0]:.3f})")
 
 
 if __name__ == "__main__":

@@ -380,6 +380,7 @@ def run_reconstruction(
 
 
 # -- confidence ------------------------------------------------------------------------------------------------------
+PER_TRIAL_MEANS = ("spearman", "frame_spearman_correlation", "slope", "rms_ratio")
 CONFIDENCE_UNITS = "grey levels: the predicted standard deviation of the reconstruction's error per pixel and frame"
 
 
@@ -459,7 +460,7 @@ def _trial_calibration(confidence: dict, recon, truth, evaluation) -> dict:
 def confidence_summary(job: JobSettings, plans) -> dict:
     """Calibration of each confidence method pooled over the pixel-frames of every trial of the job (read back from
     the trial files), and the scale factor fitted on these trials (for other jobs: --confidence-scale)."""
-    from v1recon.metrics.calibration import fit_scale, pooled_calibration, pooled_points
+    from v1recon.metrics.calibration import calibration_metrics, fit_scale, pooled_calibration, pooled_points
     from v1recon.recon.confidence import array_names
 
     names = {m: n for n, m in array_names(job.confidence).items()}
@@ -475,12 +476,15 @@ def confidence_summary(job: JobSettings, plans) -> dict:
     for m, items in stored.items():
         applied = scale.get(m, 1.0)
         std, error = pooled_points(items)
+        per_trial = [calibration_metrics(*item) for item in items]
         entry = {
             "array": names[m],
             "scale_applied": applied,
             "scale_fitted_on": job.scale_source if m in scale else "none (unscaled)",
             "fitted_scale": applied * fit_scale(std, error),  # for the unscaled estimate, fitted on these trials
             "calibration": pooled_calibration(items),
+            # pooling mixes trials whose overall error and std differ; the mean of the per-trial values does not
+            **{f"{k}_per_trial_mean": float(np.mean([c[k] for c in per_trial])) for k in PER_TRIAL_MEANS},
         }
         if m in scale:
             entry["calibration_unscaled"] = pooled_calibration(items, scale=1.0 / applied)
