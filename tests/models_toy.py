@@ -13,7 +13,12 @@ TINY_DWISE = dict(
 )
 TINY_FAST = dict(channels=(4, 6), temporal_kernels=(5, 3), train_predicted_frames=6)
 TINY_SUBUNIT = dict(
-    window=7, orientations=2, periods_px=(4.0,), sigmas_px=(2.0,), temporal_frames=4, calcium_frames=3,
+    window=7,
+    orientations=2,
+    periods_px=(4.0,),
+    sigmas_px=(2.0,),
+    temporal_frames=4,
+    calcium_frames=3,
     train_predicted_frames=6,
 )
 

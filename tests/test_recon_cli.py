@@ -54,6 +54,7 @@ def test_reconstruct_command_writes_every_output(run, data, tmp_path):
     for suffix in (".json", ".mp4", ".gif", ".png"):
         assert (folder / f"{stem}{suffix}").is_file(), suffix
     with np.load(folder / f"{stem}.npz") as f:
+        assert f["confidence"].shape == (90, 36, 64)  # 2 models: their spread by default, also in the movies
         assert f["reconstruction"].shape == f["truth"].shape == (90, 36, 64)
         assert f["per_model"].shape == (2, 90, 36, 64) and f["loss"].shape == (2, 3)
         assert 0 <= f["reconstruction"].min() and f["reconstruction"].max() <= 255
@@ -63,6 +64,9 @@ def test_reconstruct_command_writes_every_output(run, data, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["trials"]) == 1 and "video_correlation" in summary["mean"]
     assert (out / "summary.csv").read_text().startswith("mouse,trial,video_correlation")
+    resumed = run_reconstruction(run, data, out, config=ReconConfig(iterations=3), trials="1", device="cpu",
+                                 progress=False)  # fmt: skip
+    assert resumed["trials"] == summary["trials"]  # the same job again: every task done, the summary rewritten
     again = cli("reconstruct", run, "--data", data, "--out", out, "--trials", "1", "--iterations", "2")
     assert again.returncode == 2 and again.stderr.startswith("error:") and "--overwrite" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
@@ -147,9 +151,8 @@ def test_confidence_movies_their_calibration_and_a_scale_fitted_elsewhere(run, d
     fitted = train["confidence"]["methods"]
     assert set(fitted) == {"ensemble", "laplace", "unexplained"} and all(m["fitted_scale"] > 0 for m in fitted.values())
     assert {"spearman", "slope", "reliability", "frame_spearman_correlation"} <= set(fitted["laplace"]["calibration"])
-    test = run_reconstruction(
-        run, data, tmp_path / "test", trials="1", confidence_scale=tmp_path / "train" / "summary.json", **common
-    )
+    scale = tmp_path / "train" / "summary.json"  # movies: the default ensemble confidence of the test above
+    test = run_reconstruction(run, data, tmp_path / "test", trials="1", confidence_scale=scale, movies=False, **common)
     folder = tmp_path / "test" / "insilico-s0-m0"
     (npz,) = folder.glob("*.npz")
     side = json.loads(npz.with_suffix(".json").read_text())["confidence"]
@@ -171,7 +174,6 @@ def test_confidence_movies_their_calibration_and_a_scale_fitted_elsewhere(run, d
         and summary["best_by_spearman"] in side["arrays"].values()
     )
     assert "confidence_spearman_laplace" in (tmp_path / "test" / "summary.csv").read_text().splitlines()[0]
-    assert (folder / f"{npz.stem}.mp4").is_file() and (folder / f"{npz.stem}.png").is_file()
     with pytest.raises(V1ReconError, match="fitted on 1 of the trials"):  # never judged on the trials it was fitted on
         run_reconstruction(run, data, tmp_path / "again", tier="train", trials="1", movies=False,
                            confidence_scale=tmp_path / "train" / "summary.json", **common)  # fmt: skip

@@ -359,6 +359,8 @@ def run_reconstruction(
     identity = {"job": {k: v for k, v in job.__dict__.items() if k not in ("progress", "config", "scale_source")},
                 "config": config.to_dict(), "data": [recording_identity(r)["identity"] for r in recordings],
                 "trials": [p[1].ids for p in plans], "models": run.models}  # fmt: skip
+    if use_mask:  # the masks the run holds now: a resumed job finds them unchanged and its own configuration
+        identity["masks"] = config_of_masks(run, recordings)
     prepare_output(out, "reconstruct", config_hash(identity), inputs, overwrite)
     if use_mask:  # masks the run lacks are trained now, into the run folder
         run_masks(run_dir, data, mask_iterations or CPU_MASK_ITERATIONS, seed=config.seed, device=dev,
