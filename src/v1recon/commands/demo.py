@@ -9,6 +9,8 @@ import typer
 
 from v1recon.cli import app
 from v1recon.demo import DemoConfig
+from v1recon.errors import V1ReconError
+from v1recon.runs import DEMO_FILE
 
 D = DemoConfig()  # the defaults live in one place
 
@@ -51,10 +53,12 @@ def demo(
     """Simulate the in-silico mouse, train the encoder ensemble, learn the masks, reconstruct the held-out test
     movies (ensemble, oracle through the true model, upper bound from predicted responses), evaluate everything
     against the ground truth and write RUN/report.html. Resumable: a second run reuses the stages that are done.
-    About 40 minutes on a 2-core CPU with the defaults (30 of them training)."""
+    About 35 minutes on a 2-core CPU with the defaults (30 of them training)."""
     from v1recon.demo import Demo
 
-    if overwrite and run.is_dir():
+    if overwrite and run.is_dir() and any(run.iterdir()):
+        if not (run / DEMO_FILE).is_file():  # never delete a folder the demo did not make
+            raise V1ReconError(f"{run}: is not a demo folder (no {DEMO_FILE}); --overwrite deletes only demo folders.")
         shutil.rmtree(run)
     config = DemoConfig(
         sim_preset=sim_preset,

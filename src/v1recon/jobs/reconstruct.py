@@ -33,14 +33,13 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon import EVAL_START_FRAME, FRAME_SHAPE
+from v1recon import EVAL_START_FRAME, FAST_MAX_STEPS, FRAME_SHAPE, PUBLISHED_ITERATIONS
 from v1recon.errors import V1ReconError
 from v1recon.jobs.mouse import MouseSetup, TrialSet, load_trials, open_mouse, predicted_responses, select_trials
 from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, config_hash, run_job
 from v1recon.recon.confidence import LAPLACE_PROBES
 from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, reconstruct_trials
 
-PAPER_ITERATIONS_NOTE = 1000  # the published loop's iterations (the paper method's default)
 PARTS_DIR = ".parts"
 SUMMARY_COLUMNS = (
     "mouse",
@@ -71,14 +70,32 @@ def parse_models(spec: str | None, n_models: int, where: str) -> list[int] | Non
     return idx
 
 
-def condition(oracle: bool, from_predicted: bool) -> dict:
-    """What a reconstruction set is, as the report reads it: which encoders, from which responses."""
-    encoders = "true model" if oracle else "ensemble"
-    responses = "predicted" if from_predicted else "recorded"
-    label = {(False, False): "ensemble", (True, False): "oracle", (False, True): "upper bound"}.get(
-        (oracle, from_predicted), "true model, predicted responses"
-    )
-    return {"label": label, "encoders": encoders, "responses": responses}
+def condition(
+    oracle: bool, from_predicted: bool, ensemble: str = "average", smooth_sigma: float = 0.5, n_encoders: int = 1,
+    masked: bool = True,
+) -> dict:  # fmt: skip
+    """What a reconstruction set is, as the report reads it: its label (ensemble, oracle, upper bound, gradient
+    ensembling, no smoothing, no mask), which encoders, from which responses."""
+    if oracle:
+        label = "true model, predicted responses" if from_predicted else "oracle"
+    elif from_predicted:
+        label = "upper bound"
+    elif ensemble == "gradient":
+        label = "gradient ensembling"
+    elif smooth_sigma == 0 and n_encoders > 1:
+        label = "no smoothing"
+    else:
+        label = "ensemble" if masked else "no mask"
+    return {
+        "label": label,
+        "encoders": "true model" if oracle else "ensemble",
+        "responses": "predicted" if from_predicted else "recorded",
+    }
+
+
+def job_condition(job: JobSettings, n_encoders: int) -> dict:
+    return condition(job.oracle, job.from_predicted, job.config.ensemble, job.config.smooth_sigma, n_encoders,
+                     job.use_mask)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,11 @@ class JobSettings:
     probes: int = LAPLACE_PROBES  # Rademacher probes of the Laplace estimate per trial
     scale: tuple[tuple[str, float], ...] = ()  # (method, factor) multiplying a confidence movie, fitted elsewhere
     scale_source: str = ""  # where the factors were fitted (a summary.json of another job)
+
+    def described(self) -> dict:
+        """The configuration written into the sidecars and summary.json."""
+        flags = {"tier": self.tier, "oracle": self.oracle, "from_predicted": self.from_predicted}
+        return {**self.config.to_dict(), **flags}
 
     @property
     def key(self) -> tuple:
@@ -170,7 +192,7 @@ def reconstruct_part(
     setup, trials = _open(job.key, mouse), _trials(job, mouse, trial_ids)
     encoders = setup.encoders if model is None else [setup.encoders[model]]
     seed_everything(job.config.seed)
-    iterations = job.config.iterations or (PAPER_ITERATIONS_NOTE if job.config.method == "paper" else None)
+    iterations = job.config.iterations or (PUBLISHED_ITERATIONS if job.config.method == "paper" else FAST_MAX_STEPS)
     name = (setup.encoder_names[model] if model is not None else "models") + (f" restart {restart}" if restart else "")
     bar = tqdm(total=iterations, desc=f"{mouse} batch {batch} {name}", leave=False, disable=not job.progress)
     results = reconstruct_trials(
@@ -261,17 +283,19 @@ def _confidence(job: JobSettings, setup: MouseSetup, trials: TrialSet, results, 
 
 
 # -- the job ---------------------------------------------------------------------------------------------------------
-def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, TrialSet]]) -> tuple[Job, list[str]]:
-    """The tasks of a reconstruct job, and the names of its trial-writing tasks (their results are summary rows)."""
+def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, list[int], list[int]]]) -> tuple[Job, list[str]]:
+    """The tasks of a reconstruct job, and the names of its trial-writing tasks (their results are summary rows).
+
+    plans: per mouse (its setup, the trial ids, their lengths in frames)."""
     gpus = 1.0 if job.device.startswith("cuda") else 0.0
     tasks, finals = [], []
     base = {"run": job.run_dir, "data": job.data, "tier": job.tier, "config": job.config.to_dict(),
             "models": job.models, "oracle": job.oracle, "from_predicted": job.from_predicted}  # fmt: skip
-    for setup, trials in plans:
+    for setup, trial_ids, lengths in plans:
         mouse = setup.mouse
         models = list(range(len(setup.encoders))) if job.config.ensemble == "average" else [None]
-        for b, idx in enumerate(length_batches([v.shape[0] for v in trials.videos], job.config.batch_size)):
-            ids = tuple(trials.ids[i] for i in idx)
+        for b, idx in enumerate(length_batches(lengths, job.config.batch_size)):
+            ids = tuple(trial_ids[i] for i in idx)
             config = {**base, "mouse": mouse, "trials": ids}
             names = []
             for r in range(job.config.restarts):
@@ -282,6 +306,7 @@ def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, TrialSet]]) 
                     part_config = {**config, "model": k, **({"restart": r} if r else {})}
                     tasks.append(Task(name, reconstruct_part, kwargs, out, part_config, gpus=gpus))
                     names.append(name)
+
             outputs = tuple(Path(job.out) / mouse / f"trial-{t}.{ext}" for t in ids for ext in _extensions(job))
             final = f"{mouse}/batch-{b}/trials"
             kwargs = dict(job=job, mouse=mouse, trial_ids=ids, batch=b, models=tuple(models))
@@ -328,11 +353,11 @@ def run_reconstruction(
     `confidence`: the --confidence option (v1recon.recon.confidence.parse_methods); `confidence_scale`: the
     summary.json of another job with confidence whose fitted scale factors multiply this job's confidence movies
     (refused when that job reconstructed any of this job's trials)."""
+    from v1recon import CPU_MASK_ITERATIONS
     from v1recon.device import pick_device
-    from v1recon.jobs.masks import CPU_MASK_ITERATIONS, config_of_masks, run_masks
+    from v1recon.jobs.masks import config_of_masks, run_masks
     from v1recon.jobs.mouse import run_mice
     from v1recon.jobs.outputs import Input, claim_output, prepare_output
-    from v1recon.recon.reconstructor import check_inputs
     from v1recon.runs import load_run, recording_identity
 
     config = config or ReconConfig()
@@ -350,35 +375,46 @@ def run_reconstruction(
     if probes < 1:
         raise V1ReconError(f"--probes {probes}: the Laplace estimate needs at least 1 probe.")
     plans = []
-    for rec in recordings:  # every check before any computation
-        ids = tuple(select_trials(rec, tier, trials, one_repeat))
-        setup, chosen = _open(job.key, rec.name), _trials(job, rec.name, ids)
-        check_inputs(setup.encoders, chosen.responses, chosen.behaviours, chosen.names)
-        plans.append((setup, chosen))
+    for rec in recordings:  # every check before any computation, one trial in memory at a time
+        ids = select_trials(rec, tier, trials, one_repeat)
+        setup = _open(job.key, rec.name)
+        lengths = [_check_trial(setup, t, from_predicted) for t in ids]
+        plans.append((setup, ids, lengths))
     job = _with_confidence(job, plans, confidence, probes, confidence_scale)
     identity = {"job": {k: v for k, v in job.__dict__.items() if k not in ("progress", "config", "scale_source")},
                 "config": config.to_dict(), "data": [recording_identity(r)["identity"] for r in recordings],
-                "trials": [p[1].ids for p in plans], "models": run.models}  # fmt: skip
-    if use_mask:  # the masks the run holds now: a resumed job finds them unchanged and its own configuration
+                "trials": [p[1] for p in plans], "models": run.models}  # fmt: skip
+    if use_mask:
         identity["masks"] = config_of_masks(run, recordings)
     prepare_output(out, "reconstruct", config_hash(identity), inputs, overwrite)
-    if use_mask:  # masks the run lacks are trained now, into the run folder
+    if use_mask and any(s.mask is None for s, _, _ in plans):  # masks the run lacks are trained now, into the run
         run_masks(run_dir, data, mask_iterations or CPU_MASK_ITERATIONS, seed=config.seed, device=dev,
                   progress=progress, executor=executor, address=address, only_missing=True)  # fmt: skip
         identity["masks"] = config_of_masks(run, recordings)
         _open.cache_clear()  # the setups now carry the masks
-        _load.cache_clear()
-        plans = [(_open(job.key, s.mouse), t) for s, t in plans]
+        plans = [(_open(job.key, s.mouse), ids, lengths) for s, ids, lengths in plans]
     tasks, finals = reconstruct_job(job, plans)
     with claim_output(out, "reconstruct", identity, config_hash(identity), inputs, overwrite):
         results = run_job(tasks, executor, address, progress)
         rows = [row for name in finals for row in results[name]]
-        summary = _summary(rows, config, tier, oracle, from_predicted)
+        summary = _summary(rows, job, len(plans[0][0].encoders))
         if job.confidence:
             summary["confidence"] = confidence_summary(job, plans)
         _write_summary(out, summary)
     print(format_table(rows))
     return summary
+
+
+def _check_trial(setup: MouseSetup, trial_id: int, from_predicted: bool) -> int:
+    """Check one trial's inputs (raises a V1ReconError naming it); its length in frames."""
+    from v1recon.recon.reconstructor import check_inputs
+
+    trial = load_trials(setup.recording, [trial_id], need_responses=not from_predicted)
+    responses = trial.responses
+    if from_predicted:  # predicted in the tasks; the shape the check expects
+        responses = [np.zeros((setup.encoders[0].n_neurons, trial.videos[0].shape[0]), np.float32)]
+    check_inputs(setup.encoders, responses, trial.behaviours, trial.names, setup.update_mask)
+    return int(trial.videos[0].shape[0])
 
 
 # -- confidence ------------------------------------------------------------------------------------------------------
@@ -393,7 +429,7 @@ def _with_confidence(job: JobSettings, plans, spec: str | None, probes: int, sca
     from v1recon.io import read_json
     from v1recon.recon.confidence import parse_methods
 
-    per_restart = min(len(s.encoders) for s, _ in plans) if job.config.ensemble == "average" else 1
+    per_restart = min(len(s.encoders) for s, _, _ in plans) if job.config.ensemble == "average" else 1
     methods = parse_methods(spec, per_restart * job.config.restarts)
     scale: dict[str, float] = {}
     source = ""
@@ -411,7 +447,7 @@ def _with_confidence(job: JobSettings, plans, spec: str | None, probes: int, sca
                 raise V1ReconError(f"{path}: has no fitted scale for confidence method {m!r}.")
             scale[m] = float(factor)
         theirs = {(str(r.get("mouse")), int(r.get("trial"))) for r in summary.get("trials", [])}
-        ours = {(s.mouse, int(t)) for s, trials in plans for t in trials.ids}
+        ours = {(s.mouse, int(t)) for s, ids, _ in plans for t in ids}
         shared = sorted(theirs & ours)
         if shared:
             raise V1ReconError(
@@ -467,8 +503,8 @@ def confidence_summary(job: JobSettings, plans) -> dict:
 
     names = {m: n for n, m in array_names(job.confidence).items()}
     stored: dict[str, list] = {m: [] for m in job.confidence}
-    for setup, trials in plans:
-        for t in trials.ids:
+    for setup, ids, _ in plans:
+        for t in ids:
             with np.load(Path(job.out) / setup.mouse / f"trial-{t}.npz") as f:
                 recon, truth, evaluation = f["reconstruction"], f["truth"], f["eval_mask"]
                 for m in job.confidence:
@@ -496,7 +532,7 @@ def confidence_summary(job: JobSettings, plans) -> dict:
         "units": CONFIDENCE_UNITS,
         "methods": methods,
         "best_by_spearman": best,
-        "prior_std": {s.mouse: _prior_std(job.key, s.mouse)[0] for s, _ in plans},
+        "prior_std": {s.mouse: _prior_std(job.key, s.mouse)[0] for s, _, _ in plans},
         "note": "pooled over the pixel-frames inside the evaluation mask, frames 30 on, of every trial of the job; "
         "fitted_scale sets mean(std^2) = mean(error^2) on these trials: apply it to other trials only",
     }
@@ -550,8 +586,8 @@ def write_trial(
     extra = {"confidence": _confidence_sidecar(job, setup, res, calibration)} if confidence else {}
     write_sidecar(
         stem.with_suffix(".npz"),
-        config={**config.to_dict(), "tier": tier, "oracle": job.oracle, "from_predicted": job.from_predicted},
-        condition=condition(job.oracle, job.from_predicted),
+        config=job.described(),
+        condition=job_condition(job, len(setup.encoders)),
         seed=config.seed,
         data={**recording_identity(setup.recording), "trial": trial_id, "tier": tier, "frames": int(truth.shape[0])},
         models={"run": str(job.run_dir), "encoders": setup.encoder_names},
@@ -648,11 +684,11 @@ def _columns(rows: list[dict]) -> tuple[str, ...]:
     return (*SUMMARY_COLUMNS, *extra)
 
 
-def _summary(rows, config: ReconConfig, tier, oracle, from_predicted) -> dict:
+def _summary(rows, job: JobSettings, n_encoders: int) -> dict:
     means = {c: float(np.mean([r[c] for r in rows])) for c in _columns(rows)[2:]}
     return {
-        "config": {**config.to_dict(), "tier": tier, "oracle": oracle, "from_predicted": from_predicted},
-        "condition": condition(oracle, from_predicted),
+        "config": job.described(),
+        "condition": job_condition(job, n_encoders),
         "trials": rows,
         "mean": means,
         "seconds_total": float(sum(r["seconds"] for r in rows)),
