@@ -38,7 +38,7 @@ from v1recon.errors import V1ReconError
 from v1recon.jobs.mouse import MouseSetup, TrialSet, load_trials, open_mouse, predicted_responses, select_trials
 from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, config_hash, run_job
 from v1recon.recon.confidence import LAPLACE_PROBES
-from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, reconstruct_trials
+from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, pad_rows, reconstruct_trials
 
 PARTS_DIR = ".parts"
 SUMMARY_COLUMNS = (
@@ -240,8 +240,8 @@ def finish_trials(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], batc
             Reconstruction(
                 video=ensemble_movie(per_model, len(setup.encoders), job.config.smooth_sigma),
                 per_model=per_model,
-                loss=np.stack([p["loss"][j] for p in loaded]),
-                correlation=np.stack([p["correlation"][j] for p in loaded]),
+                loss=pad_rows([p["loss"][j] for p in loaded]),  # members may stop at different steps
+                correlation=pad_rows([p["correlation"][j] for p in loaded]),
                 iterations=[int(p["iterations"]) for p in loaded],
                 window_passes=float(sum(p["window_passes"][j] for p in loaded)),
                 seconds=float(sum(p["seconds"][j] for p in loaded)),

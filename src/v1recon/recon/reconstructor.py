@@ -209,8 +209,8 @@ def reconstruct_trials(
                 results[i] = Reconstruction(
                     video=ensemble_movie(per_model, len(encoders), config.smooth_sigma),
                     per_model=per_model,
-                    loss=_pad([lg[j] for lg in losses]),
-                    correlation=_pad([c[j] for c in corrs]),
+                    loss=pad_rows([lg[j] for lg in losses]),
+                    correlation=pad_rows([c[j] for c in corrs]),
                     iterations=iters,
                     window_passes=passes / len(batch),
                     seconds=seconds / len(batch),
@@ -221,7 +221,8 @@ def reconstruct_trials(
     return results  # type: ignore[return-value]
 
 
-def _pad(rows: list[np.ndarray]) -> np.ndarray:
+def pad_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of different lengths (per-iteration logs of runs that stopped at different steps) -> (K, I), NaN-padded."""
     width = max(len(r) for r in rows)
     out = np.full((len(rows), width), np.nan, dtype=np.float32)
     for k, r in enumerate(rows):
