@@ -54,6 +54,7 @@ def test_reconstruct_command_writes_every_output(run, data, tmp_path):
     for suffix in (".json", ".mp4", ".gif", ".png"):
         assert (folder / f"{stem}{suffix}").is_file(), suffix
     with np.load(folder / f"{stem}.npz") as f:
+        assert f["confidence"].shape == (90, 36, 64)  # 2 models: their spread by default, also in the movies
         assert f["reconstruction"].shape == f["truth"].shape == (90, 36, 64)
         assert f["per_model"].shape == (2, 90, 36, 64) and f["loss"].shape == (2, 3)
         assert 0 <= f["reconstruction"].min() and f["reconstruction"].max() <= 255
@@ -63,6 +64,9 @@ def test_reconstruct_command_writes_every_output(run, data, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["trials"]) == 1 and "video_correlation" in summary["mean"]
     assert (out / "summary.csv").read_text().startswith("mouse,trial,video_correlation")
+    resumed = run_reconstruction(run, data, out, config=ReconConfig(iterations=3), trials="1", device="cpu",
+                                 progress=False)  # fmt: skip
+    assert resumed["trials"] == summary["trials"]  # the same job again: every task done, the summary rewritten
     again = cli("reconstruct", run, "--data", data, "--out", out, "--trials", "1", "--iterations", "2")
     assert again.returncode == 2 and again.stderr.startswith("error:") and "--overwrite" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
@@ -136,3 +140,44 @@ def test_first_repeats_keeps_one_trial_per_movie(data):
     for t in ids:
         same = [f for f, v in zip(firsts, videos, strict=True) if np.array_equal(rec.trial(t).video, v)]
         assert len(same) == 1 and same[0] <= t
+
+
+def test_confidence_movies_their_calibration_and_a_scale_fitted_elsewhere(run, data, tmp_path):
+    common = dict(
+        config=ReconConfig(iterations=2, restarts=2), device="cpu", progress=False, confidence="all", probes=2
+    )
+    once = {**common, "config": ReconConfig(iterations=2)}  # 2 models: 2 members, enough for the spread
+    train = run_reconstruction(run, data, tmp_path / "train", tier="train", trials="1", movies=False, **once)
+    fitted = train["confidence"]["methods"]
+    assert set(fitted) == {"ensemble", "laplace", "unexplained"} and all(m["fitted_scale"] > 0 for m in fitted.values())
+    assert {"spearman", "slope", "reliability", "frame_spearman_correlation"} <= set(fitted["laplace"]["calibration"])
+    scale = tmp_path / "train" / "summary.json"  # movies: the default ensemble confidence of the test above
+    test = run_reconstruction(run, data, tmp_path / "test", trials="1", confidence_scale=scale, movies=False, **common)
+    folder = tmp_path / "test" / "insilico-s0-m0"
+    (npz,) = folder.glob("*.npz")
+    side = json.loads(npz.with_suffix(".json").read_text())["confidence"]
+    assert side["arrays"] == {f"confidence_{m}": m for m in ("ensemble", "laplace", "unexplained")}
+    assert side["scale"]["laplace"]["factor"] == pytest.approx(fitted["laplace"]["fitted_scale"])
+    assert "tier train" in side["scale"]["laplace"]["fitted_on"] and side["settings"]["ensemble"]["members"] == 4
+    with np.load(npz) as f:
+        assert f["per_model"].shape == (4, 90, 36, 64)  # 2 models x 2 restarts
+        for name in side["arrays"]:
+            assert f[name].shape == (90, 36, 64) and f[name].dtype == np.float32 and f[name].min() >= 0
+        outside = ~f["update_mask"]
+        if outside.any():  # the prior, scaled, where the reconstruction is fixed grey
+            factor = side["scale"]["unexplained"]["factor"]
+            assert np.allclose(f["confidence_unexplained"][:, outside], side["prior_std"] * factor, rtol=1e-5)
+    summary = test["confidence"]
+    assert summary["methods"]["ensemble"]["scale_applied"] == pytest.approx(fitted["ensemble"]["fitted_scale"])
+    assert (
+        "calibration_unscaled" in summary["methods"]["ensemble"]
+        and summary["best_by_spearman"] in side["arrays"].values()
+    )
+    assert "confidence_spearman_laplace" in (tmp_path / "test" / "summary.csv").read_text().splitlines()[0]
+    with pytest.raises(V1ReconError, match="fitted on 1 of the trials"):  # never judged on the trials it was fitted on
+        run_reconstruction(run, data, tmp_path / "again", tier="train", trials="1", movies=False,
+                           confidence_scale=tmp_path / "train" / "summary.json", **common)  # fmt: skip
+    with pytest.raises(V1ReconError, match="--restarts 2 or more"):  # one true model, one restart: no spread
+        run_reconstruction(run, data, tmp_path / "o", trials="1", oracle=True, movies=False, device="cpu",
+                           progress=False, config=ReconConfig(iterations=1), confidence="ensemble")  # fmt: skip
+    assert not (tmp_path / "again").exists() and not (tmp_path / "o").exists()

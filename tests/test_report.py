@@ -162,6 +162,9 @@ def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator
             per_model = np.clip(truth[None] + rng.normal(0, noise, (2, *truth.shape)), 0, 255).astype(np.float32)
             video = per_model.mean(axis=0)
             stem = folder / f"trial-{tid}"
+            # confidence movies of the main job: the models' spread, and a constant that knows nothing
+            confidence = {} if oracle else {"confidence_ensemble": per_model.std(axis=0, ddof=1),
+                                            "confidence_unexplained": np.full_like(video, 30.0)}  # fmt: skip
             save_npz(
                 f"{stem}.npz",
                 reconstruction=video,
@@ -170,6 +173,7 @@ def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator
                 eval_mask=eval_mask,
                 update_mask=eval_mask,
                 correlation=np.tile(np.linspace(0, 0.8, 20), (2, 1)),
+                **confidence,
             )
             config = {
                 "method": "fast",
@@ -189,6 +193,7 @@ def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator
                     "mask": {"source": "masks/mouse-a.npz", "note": ""},
                     "cost": {"seconds": 1.25},
                     "metrics": {**video_metrics(video, truth, eval_mask), "best_single_model": 0.5},
+                    **({} if oracle else {"confidence": {"arrays": {k: k.split("_")[1] for k in confidence}}}),
                 },
             )
             if n == 0 and not oracle:  # the other trial's movie is made by the report from the npz
@@ -254,6 +259,21 @@ def test_report_numbers_agree_with_the_files(full_run):
     assert f"{oracle_mean:.3f}" in page  # the oracle beside ours
     assert "oracle: video r" in page
     assert '<td class="num">0.625</td>' in page  # ensemble / true model single-trial r = 0.25 / 0.40
+
+
+def test_confidence_calibration_and_reliability_diagram(full_run):
+    from v1recon.metrics.calibration import pooled_calibration
+
+    page = (full_run / "report.html").read_text()
+    items = []
+    for npz in sorted((full_run / "reconstructions" / "final_test").rglob("trial-*.npz")):
+        with np.load(npz) as f:
+            items.append((f["confidence_ensemble"], f["reconstruction"], f["truth"], f["eval_mask"]))
+    spread = pooled_calibration(items)  # the table shows what the files give
+    assert f'<td class="num">{spread["spearman"]:.3f}</td>' in page
+    assert "<h4>Confidence</h4>" in page and 'alt="reliability diagram"' in page
+    assert page.count('alt="confidence of trial') == 2  # one confidence strip per trial of the main job
+    assert "confidence Spearman" not in page  # these sidecars carry no per-trial calibration
 
 
 def test_missing_stages_are_named_with_their_command(tmp_path):

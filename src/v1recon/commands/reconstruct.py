@@ -70,11 +70,40 @@ def reconstruct(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace results of another configuration that v1recon wrote into OUT."
     ),
+    confidence: str = typer.Option(
+        None,
+        "--confidence",
+        help="Per-pixel confidence movies (the predicted std of the reconstruction's error, grey levels): ensemble "
+        "(std across the models and restarts, nearly free), laplace (Gaussian posterior from the diagonal of the "
+        "loss Hessian, Hutchinson probes; costs about --probes x 3 gradient passes per model and trial), "
+        "unexplained (the stimulus variance the reconstruction has not recovered, free), both (ensemble and "
+        "laplace), all, none, or a comma-separated list (default: ensemble when a trial has 2 or more "
+        "reconstructions, models x restarts, else none).",
+    ),
+    restarts: int = typer.Option(
+        1,
+        "--restarts",
+        help="Reconstruct every model this many times, restart r >= 1 from grey + 16 grey levels of seeded noise "
+        "inside the update mask with seed + r; all of them are averaged and their spread is the ensemble "
+        "confidence (default: 1; costs K times the reconstruction).",
+    ),
+    probes: int = typer.Option(
+        8, "--probes", help="Rademacher probes per trial of the laplace confidence (default: 8)."
+    ),
+    confidence_scale: Path = typer.Option(
+        None,
+        "--confidence-scale",
+        help="summary.json of another reconstruct job with --confidence (e.g. on --tier train): multiply each "
+        "confidence movie by the scale factor fitted there; refused if that job reconstructed any of these trials "
+        "(default: unscaled).",
+    ),
     executor: str = EXECUTOR_OPT,
     address: str = ADDRESS_OPT,
 ) -> None:
     """Reconstruct the movies of a tier from single-trial responses by optimising the encoders' input; writes per
     trial an .npz, a JSON sidecar, a side-by-side MP4/GIF and a PNG summary, and summary.json/.csv for the job.
+    With --confidence the .npz holds the confidence movie(s), the movies show them, and the sidecars and
+    summary.json their calibration against the true movie (Spearman with |error|, reliability diagram).
 
     The job is a list of tasks (one per batch of trials and model, then one per batch for the ensemble average):
     the same command resumes an interrupted job, and --executor ray runs the tasks on a Ray cluster. OUT may not be,
@@ -91,7 +120,9 @@ def reconstruct(
         raise V1ReconError(f"--batch-size {batch_size}: must be at least 1.")
     if iterations is not None and iterations < 1:
         raise V1ReconError(f"--iterations {iterations}: must be at least 1.")
-    config = ReconConfig(method=method, iterations=iterations, ensemble=ensemble, batch_size=batch_size, seed=seed)
+    config = ReconConfig(
+        method=method, iterations=iterations, ensemble=ensemble, batch_size=batch_size, seed=seed, restarts=restarts
+    )
     summary = run_reconstruction(
         run,
         data,
@@ -109,6 +140,9 @@ def reconstruct(
         one_repeat=one_repeat,
         executor=executor,
         address=address,
+        confidence=confidence,
+        probes=probes,
+        confidence_scale=confidence_scale,
     )
     typer.echo(
         f"wrote {len(summary['trials'])} reconstructions to {out} "

@@ -3,18 +3,24 @@
 Everything is checked before any computation (tier, trials, neuron counts, behaviour, NaN, length, the output
 folder). Tasks, for every mouse and every batch of trials:
     <mouse>/batch-<b>/model-<k>   one model reconstructs the batch alone (--ensemble average; `.../models` with
-                                  --ensemble gradient: all models together), into OUT/<mouse>/.parts/
-    <mouse>/batch-<b>/trials      the ensemble average of those parts; the trial files below
+                                  --ensemble gradient: all models together), into OUT/<mouse>/.parts/; with
+                                  --restarts R also `.../model-<k>-restart-<r>` for r = 1..R-1 (jittered starts)
+    <mouse>/batch-<b>/trials      the ensemble average of those parts, its confidence movies (--confidence, see
+                                  v1recon.recon.confidence); the trial files below
 and, at the end, summary.json/.csv. The same command resumes an interrupted job; with `--executor ray` the tasks run
 on a Ray cluster (same files, arrays equal within float tolerance).
 
 Output (OUT):
     OUT/<mouse>/trial-<id>.npz   reconstruction, truth, per-model reconstructions, masks, loss and correlation
-                                 per iteration (models x iterations)
-    OUT/<mouse>/trial-<id>.json  sidecar: config, seed, versions, data and model identities, metrics
-    OUT/<mouse>/trial-<id>.mp4 / .gif   truth | reconstruction | error, evaluation mask outlined
-    OUT/<mouse>/trial-<id>.png   frame strip, per-frame correlation, loss curve, mask
-    OUT/summary.json, OUT/summary.csv   one row per trial, the means, and the condition reconstructed
+                                 per iteration (models x iterations); `confidence` (T, 36, 64), the predicted std
+                                 of the reconstruction's error in grey levels (several methods:
+                                 `confidence_<method>` each)
+    OUT/<mouse>/trial-<id>.json  sidecar: config, seed, versions, data and model identities, metrics; the
+                                 confidence methods, their scale factor and calibration against the truth
+    OUT/<mouse>/trial-<id>.mp4 / .gif   truth | reconstruction | confidence | error, evaluation mask outlined
+    OUT/<mouse>/trial-<id>.png   frame strip, confidence and error strip, per-frame correlation, loss curve, mask
+    OUT/summary.json, OUT/summary.csv   one row per trial, the means, the condition reconstructed, and the
+                                 calibration of each confidence method pooled over the job's pixel-frames
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from v1recon import EVAL_START_FRAME, FAST_MAX_STEPS, FRAME_SHAPE, PUBLISHED_ITE
 from v1recon.errors import V1ReconError
 from v1recon.jobs.mouse import MouseSetup, TrialSet, load_trials, open_mouse, predicted_responses, select_trials
 from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, config_hash, run_job
-from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, reconstruct_trials
+from v1recon.recon.confidence import LAPLACE_PROBES
+from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, pad_rows, reconstruct_trials
 
 PARTS_DIR = ".parts"
 SUMMARY_COLUMNS = (
@@ -107,6 +114,10 @@ class JobSettings:
     use_mask: bool
     movies: bool
     progress: bool = True
+    confidence: tuple[str, ...] = ()  # confidence methods (v1recon.recon.confidence.METHODS)
+    probes: int = LAPLACE_PROBES  # Rademacher probes of the Laplace estimate per trial
+    scale: tuple[tuple[str, float], ...] = ()  # (method, factor) multiplying a confidence movie, fitted elsewhere
+    scale_source: str = ""  # where the factors were fitted (a summary.json of another job)
 
     def described(self) -> dict:
         """The configuration written into the sidecars and summary.json."""
@@ -146,15 +157,33 @@ def _trials(job: JobSettings, mouse: str, trial_ids: tuple[int, ...]) -> TrialSe
     return _load(job.key, job.from_predicted, mouse, tuple(trial_ids))
 
 
-def _part_path(job: JobSettings, mouse: str, batch: int, model: int | None) -> Path:
-    name = f"batch-{batch}-model-{model}.npz" if model is not None else f"batch-{batch}-models.npz"
-    return Path(job.out) / mouse / PARTS_DIR / name
+def _part_name(model: int | None, restart: int) -> str:
+    return (f"model-{model}" if model is not None else "models") + (f"-restart-{restart}" if restart else "")
+
+
+def _part_path(job: JobSettings, mouse: str, batch: int, model: int | None, restart: int = 0) -> Path:
+    return Path(job.out) / mouse / PARTS_DIR / f"batch-{batch}-{_part_name(model, restart)}.npz"
+
+
+@lru_cache(maxsize=8)
+def _prior_std(key: tuple, mouse: str) -> tuple[float, str]:
+    """The confidence prior of a mouse (v1recon.recon.confidence.stimulus_std) from up to 20 training movies."""
+    from v1recon.recon.confidence import DEFAULT_PRIOR_STD, stimulus_std
+
+    rec = _open(key, mouse).recording
+    ids = rec.trial_ids(tier="train")[:20]
+    if not ids:
+        return DEFAULT_PRIOR_STD, f"default {DEFAULT_PRIOR_STD} grey levels (no training movies)"
+    return stimulus_std([rec.trial(t).video for t in ids]), f"RMS deviation from grey of {len(ids)} training movies"
 
 
 # -- the tasks -------------------------------------------------------------------------------------------------------
-def reconstruct_part(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], batch: int, model: int | None) -> dict:
-    """Task: reconstruct one batch of trials through model `model` alone (None: all models, gradient ensembling);
-    writes the per-trial movies, losses and correlations to OUT/<mouse>/.parts/."""
+def reconstruct_part(
+    job: JobSettings, mouse: str, trial_ids: tuple[int, ...], batch: int, model: int | None, restart: int = 0
+) -> dict:
+    """Task: reconstruct one batch of trials through model `model` alone (None: all models, gradient ensembling),
+    from the start of restart `restart`; writes the per-trial movies, losses and correlations to
+    OUT/<mouse>/.parts/."""
     from tqdm.auto import tqdm
 
     from v1recon.device import seed_everything
@@ -164,7 +193,7 @@ def reconstruct_part(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], b
     encoders = setup.encoders if model is None else [setup.encoders[model]]
     seed_everything(job.config.seed)
     iterations = job.config.iterations or (PUBLISHED_ITERATIONS if job.config.method == "paper" else FAST_MAX_STEPS)
-    name = setup.encoder_names[model] if model is not None else "models"
+    name = (setup.encoder_names[model] if model is not None else "models") + (f" restart {restart}" if restart else "")
     bar = tqdm(total=iterations, desc=f"{mouse} batch {batch} {name}", leave=False, disable=not job.progress)
     results = reconstruct_trials(
         encoders,
@@ -176,10 +205,11 @@ def reconstruct_part(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], b
         eval_mask=setup.eval_mask,
         sources=trials.names,
         on_iteration=lambda: bar.update(1),
+        restarts=[restart],
     )
     bar.close()
     save_npz(
-        _part_path(job, mouse, batch, model),
+        _part_path(job, mouse, batch, model, restart),
         video=np.stack([r.per_model[0] for r in results]).astype(np.float32),
         loss=np.stack([r.loss[0] for r in results]),
         correlation=np.stack([r.correlation[0] for r in results]),
@@ -191,32 +221,65 @@ def reconstruct_part(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], b
 
 
 def finish_trials(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], batch: int, models: tuple) -> list[dict]:
-    """Task: combine the parts of one batch (models: model indices, or (None,) for gradient ensembling) into the
-    ensemble reconstruction of each trial, write the trial files, remove the parts; returns the summary rows."""
-    from v1recon.recon.ensemble import ensemble_movie
+    """Task: combine the parts of one batch (models: model indices, or (None,) for gradient ensembling; every
+    restart of each) into the ensemble reconstruction of each trial, estimate its confidence, write the trial files,
+    remove the parts; returns the summary rows."""
+    from v1recon.recon.ensemble import ensemble_movie, ensemble_sigma
 
     setup, trials = _open(job.key, mouse), _trials(job, mouse, trial_ids)
+    parts = [(m, r) for r in range(job.config.restarts) for m in models]  # restart-major, as Reconstruction says
     loaded = []
-    for model in models:
-        with np.load(_part_path(job, mouse, batch, model)) as f:
+    for model, restart in parts:
+        with np.load(_part_path(job, mouse, batch, model, restart)) as f:
             loaded.append({k: f[k] for k in f.files})
     folder = Path(job.out) / mouse
-    rows = []
+    results = []
     for j in range(len(trial_ids)):
         per_model = np.stack([p["video"][j] for p in loaded])
-        res = Reconstruction(
-            video=ensemble_movie(per_model, len(setup.encoders), job.config.smooth_sigma),
-            per_model=per_model,
-            loss=np.stack([p["loss"][j] for p in loaded]),
-            correlation=np.stack([p["correlation"][j] for p in loaded]),
-            iterations=[int(p["iterations"]) for p in loaded],
-            window_passes=float(sum(p["window_passes"][j] for p in loaded)),
-            seconds=float(sum(p["seconds"][j] for p in loaded)),
+        results.append(
+            Reconstruction(
+                video=ensemble_movie(per_model, len(setup.encoders), job.config.smooth_sigma),
+                per_model=per_model,
+                loss=pad_rows([p["loss"][j] for p in loaded]),  # members may stop at different steps
+                correlation=pad_rows([p["correlation"][j] for p in loaded]),
+                iterations=[int(p["iterations"]) for p in loaded],
+                window_passes=float(sum(p["window_passes"][j] for p in loaded)),
+                seconds=float(sum(p["seconds"][j] for p in loaded)),
+                smooth_sigma=ensemble_sigma(len(per_model), len(setup.encoders), job.config.smooth_sigma),
+            )
         )
-        rows.append(write_trial(setup, trials, j, res, folder, job))
-    for model in models:  # consumed: the trial files hold every model's movie
-        _part_path(job, mouse, batch, model).unlink(missing_ok=True)
+    confidence = _confidence(job, setup, trials, results, batch)
+    rows = [write_trial(setup, trials, j, res, folder, job, confidence[j]) for j, res in enumerate(results)]
+    for model, restart in parts:  # consumed: the trial files hold every model's movie
+        _part_path(job, mouse, batch, model, restart).unlink(missing_ok=True)
     return rows
+
+
+def _confidence(job: JobSettings, setup: MouseSetup, trials: TrialSet, results, batch: int) -> list[dict]:
+    """Per trial, method -> confidence movie, times the job's scale factor of that method."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from v1recon.recon.confidence import confidence_movies
+
+    if not job.confidence:
+        return [{} for _ in results]
+    prior, _ = _prior_std(job.key, setup.mouse)
+    probes = job.probes * len(results) if "laplace" in job.confidence else 0
+    desc = f"{setup.mouse} batch {batch} laplace"
+    bar = tqdm(total=probes, desc=desc, leave=False, disable=not job.progress or not probes)
+    start = time.perf_counter()
+    movies = confidence_movies(
+        job.confidence, results, setup.encoders, trials.responses, trials.behaviours, setup.update_mask, prior,
+        job.probes, job.config.seed, lambda: bar.update(1),
+    )  # fmt: skip
+    bar.close()
+    seconds = (time.perf_counter() - start) / len(results)
+    scale = dict(job.scale)
+    for res in results:  # the estimate's cost belongs to the trial's cost
+        res.seconds += seconds
+    return [{m: std * scale.get(m, 1.0) for m, std in trial.items()} for trial in movies]
 
 
 # -- the job ---------------------------------------------------------------------------------------------------------
@@ -235,18 +298,26 @@ def reconstruct_job(job: JobSettings, plans: list[tuple[MouseSetup, list[int], l
             ids = tuple(trial_ids[i] for i in idx)
             config = {**base, "mouse": mouse, "trials": ids}
             names = []
-            for k in models:
-                name = f"{mouse}/batch-{b}/" + (f"model-{k}" if k is not None else "models")
-                kwargs = dict(job=job, mouse=mouse, trial_ids=ids, batch=b, model=k)
-                out = (_part_path(job, mouse, b, k),)
-                tasks.append(Task(name, reconstruct_part, kwargs, out, {**config, "model": k}, gpus=gpus))
-                names.append(name)
+            for r in range(job.config.restarts):
+                for k in models:
+                    name = f"{mouse}/batch-{b}/{_part_name(k, r)}"
+                    kwargs = dict(job=job, mouse=mouse, trial_ids=ids, batch=b, model=k, restart=r)
+                    out = (_part_path(job, mouse, b, k, r),)
+                    part_config = {**config, "model": k, **({"restart": r} if r else {})}
+                    tasks.append(Task(name, reconstruct_part, kwargs, out, part_config, gpus=gpus))
+                    names.append(name)
+
             outputs = tuple(Path(job.out) / mouse / f"trial-{t}.{ext}" for t in ids for ext in _extensions(job))
             final = f"{mouse}/batch-{b}/trials"
             kwargs = dict(job=job, mouse=mouse, trial_ids=ids, batch=b, models=tuple(models))
-            tasks.append(Task(final, finish_trials, kwargs, outputs, config, tuple(names), gpus=gpus))
+            final_config = {**config, "confidence": _confidence_config(job)}
+            tasks.append(Task(final, finish_trials, kwargs, outputs, final_config, tuple(names), gpus=gpus))
             finals.append(final)
     return Job("reconstruct", Path(job.out) / STAMPS_DIR, tasks), finals
+
+
+def _confidence_config(job: JobSettings) -> dict:
+    return {"methods": list(job.confidence), "probes": job.probes, "scale": dict(job.scale)}
 
 
 def _extensions(job: JobSettings) -> tuple[str, ...]:
@@ -272,10 +343,16 @@ def run_reconstruction(
     one_repeat: bool = False,
     executor: str = "local",
     address: str | None = None,
+    confidence: str | None = None,
+    probes: int = LAPLACE_PROBES,
+    confidence_scale: str | Path | None = None,
 ) -> dict:
     """Reconstruct a tier's trials of every mouse of the run found in `data`; returns the summary dict.
 
-    `one_repeat` keeps only the first repeat of each distinct movie before `trials` selects among them."""
+    `one_repeat` keeps only the first repeat of each distinct movie before `trials` selects among them.
+    `confidence`: the --confidence option (v1recon.recon.confidence.parse_methods); `confidence_scale`: the
+    summary.json of another job with confidence whose fitted scale factors multiply this job's confidence movies
+    (refused when that job reconstructed any of this job's trials)."""
     from v1recon import CPU_MASK_ITERATIONS
     from v1recon.device import pick_device
     from v1recon.jobs.masks import config_of_masks, run_masks
@@ -293,13 +370,18 @@ def run_reconstruction(
     job = JobSettings(str(run_dir.resolve()), str(data.resolve()), str(out.resolve()), tier, config,
                       tuple(model_idx) if model_idx is not None else None, dev, oracle, from_predicted, use_mask,
                       movies, progress)  # fmt: skip
+    if config.restarts < 1:
+        raise V1ReconError(f"--restarts {config.restarts}: must be at least 1.")
+    if probes < 1:
+        raise V1ReconError(f"--probes {probes}: the Laplace estimate needs at least 1 probe.")
     plans = []
     for rec in recordings:  # every check before any computation, one trial in memory at a time
         ids = select_trials(rec, tier, trials, one_repeat)
         setup = _open(job.key, rec.name)
         lengths = [_check_trial(setup, t, from_predicted) for t in ids]
         plans.append((setup, ids, lengths))
-    identity = {"job": {k: v for k, v in job.__dict__.items() if k not in ("progress", "config")},
+    job = _with_confidence(job, plans, confidence, probes, confidence_scale)
+    identity = {"job": {k: v for k, v in job.__dict__.items() if k not in ("progress", "config", "scale_source")},
                 "config": config.to_dict(), "data": [recording_identity(r)["identity"] for r in recordings],
                 "trials": [p[1] for p in plans], "models": run.models}  # fmt: skip
     if use_mask:
@@ -316,6 +398,8 @@ def run_reconstruction(
         results = run_job(tasks, executor, address, progress)
         rows = [row for name in finals for row in results[name]]
         summary = _summary(rows, job, len(plans[0][0].encoders))
+        if job.confidence:
+            summary["confidence"] = confidence_summary(job, plans)
         _write_summary(out, summary)
     print(format_table(rows))
     return summary
@@ -333,11 +417,137 @@ def _check_trial(setup: MouseSetup, trial_id: int, from_predicted: bool) -> int:
     return int(trial.videos[0].shape[0])
 
 
+# -- confidence ------------------------------------------------------------------------------------------------------
+PER_TRIAL_MEANS = ("spearman", "frame_spearman_correlation", "slope", "rms_ratio")
+CONFIDENCE_UNITS = "grey levels: the predicted standard deviation of the reconstruction's error per pixel and frame"
+
+
+def _with_confidence(job: JobSettings, plans, spec: str | None, probes: int, scale_path) -> JobSettings:
+    """The job with its confidence methods and, from `scale_path`, their scale factors (all checked)."""
+    from dataclasses import replace
+
+    from v1recon.io import read_json
+    from v1recon.recon.confidence import parse_methods
+
+    per_restart = min(len(s.encoders) for s, _, _ in plans) if job.config.ensemble == "average" else 1
+    methods = parse_methods(spec, per_restart * job.config.restarts)
+    scale: dict[str, float] = {}
+    source = ""
+    if scale_path is not None:
+        path = Path(scale_path)
+        if not methods:
+            raise V1ReconError(f"--confidence-scale {path}: this job writes no confidence (--confidence none).")
+        fitted = read_json(path).get("confidence")
+        summary = read_json(path)
+        if not isinstance(fitted, dict) or not isinstance(fitted.get("methods"), dict):
+            raise V1ReconError(f"{path}: holds no confidence calibration; run that job with --confidence first.")
+        for m in methods:
+            factor = (fitted["methods"].get(m) or {}).get("fitted_scale")
+            if not isinstance(factor, (int, float)) or not factor > 0:
+                raise V1ReconError(f"{path}: has no fitted scale for confidence method {m!r}.")
+            scale[m] = float(factor)
+        theirs = {(str(r.get("mouse")), int(r.get("trial"))) for r in summary.get("trials", [])}
+        ours = {(s.mouse, int(t)) for s, ids, _ in plans for t in ids}
+        shared = sorted(theirs & ours)
+        if shared:
+            raise V1ReconError(
+                f"{path}: its scale was fitted on {len(shared)} of the trials this job reconstructs (e.g. "
+                f"{shared[0][0]} trial {shared[0][1]}); fit it on other trials, e.g. --tier train."
+            )
+        source = f"{path.resolve()} (tier {(summary.get('config') or {}).get('tier', '?')}, {len(theirs)} trials)"
+    return replace(job, confidence=tuple(methods), probes=probes, scale=tuple(scale.items()), scale_source=source)
+
+
+def _confidence_sidecar(job: JobSettings, setup: MouseSetup, res: Reconstruction, calibration: dict) -> dict:
+    from v1recon.recon.confidence import DIAGONAL_SIGMA, UNEXPLAINED_SIGMA, array_names
+
+    prior, prior_note = _prior_std(job.key, setup.mouse)
+    scale = dict(job.scale)
+    settings = {
+        "ensemble": {"members": int(len(res.per_model)), "smooth_sigma": res.smooth_sigma},
+        "laplace": {"probes": job.probes, "diagonal_sigma": DIAGONAL_SIGMA, "prior_std": prior},
+        "unexplained": {"sigma": UNEXPLAINED_SIGMA, "prior_std": prior},
+    }
+    return {
+        "methods": list(job.confidence),
+        "arrays": array_names(job.confidence),
+        "units": CONFIDENCE_UNITS,
+        "prior_std": prior,
+        "prior": prior_note,
+        "outside_update_mask": "the prior std (the reconstruction is fixed grey there)",
+        "scale": {
+            m: {"factor": scale.get(m, 1.0), "fitted_on": job.scale_source if m in scale else "none (unscaled)"}
+            for m in job.confidence
+        },
+        "settings": {m: settings[m] for m in job.confidence},
+        "calibration": calibration,
+    }
+
+
+def _trial_calibration(confidence: dict, recon, truth, evaluation) -> dict:
+    """Per method: the calibration metrics of one trial and the confidence-weighted video metrics."""
+    from v1recon.metrics.calibration import calibration_metrics, weighted_video_metrics
+
+    out = {}
+    for m, std in confidence.items():
+        out[m] = {**calibration_metrics(std, recon, truth, evaluation)}
+        out[m].update(weighted_video_metrics(std, recon, truth, evaluation))
+    return out
+
+
+def confidence_summary(job: JobSettings, plans) -> dict:
+    """Calibration of each confidence method pooled over the pixel-frames of every trial of the job (read back from
+    the trial files), and the scale factor fitted on these trials (for other jobs: --confidence-scale)."""
+    from v1recon.metrics.calibration import calibration_metrics, fit_scale, pooled_calibration, pooled_points
+    from v1recon.recon.confidence import array_names
+
+    names = {m: n for n, m in array_names(job.confidence).items()}
+    stored: dict[str, list] = {m: [] for m in job.confidence}
+    for setup, ids, _ in plans:
+        for t in ids:
+            with np.load(Path(job.out) / setup.mouse / f"trial-{t}.npz") as f:
+                recon, truth, evaluation = f["reconstruction"], f["truth"], f["eval_mask"]
+                for m in job.confidence:
+                    stored[m].append((f[names[m]], recon, truth, evaluation))
+    scale = dict(job.scale)
+    methods = {}
+    for m, items in stored.items():
+        applied = scale.get(m, 1.0)
+        std, error = pooled_points(items)
+        per_trial = [calibration_metrics(*item) for item in items]
+        entry = {
+            "array": names[m],
+            "scale_applied": applied,
+            "scale_fitted_on": job.scale_source if m in scale else "none (unscaled)",
+            "fitted_scale": applied * fit_scale(std, error),  # for the unscaled estimate, fitted on these trials
+            "calibration": pooled_calibration(items),
+            # pooling mixes trials whose overall error and std differ; the mean of the per-trial values does not
+            **{f"{k}_per_trial_mean": float(np.mean([c[k] for c in per_trial])) for k in PER_TRIAL_MEANS},
+        }
+        if m in scale:
+            entry["calibration_unscaled"] = pooled_calibration(items, scale=1.0 / applied)
+        methods[m] = entry
+    best = max(methods, key=lambda m: methods[m]["calibration"]["spearman"])
+    return {
+        "units": CONFIDENCE_UNITS,
+        "methods": methods,
+        "best_by_spearman": best,
+        "prior_std": {s.mouse: _prior_std(job.key, s.mouse)[0] for s, _, _ in plans},
+        "note": "pooled over the pixel-frames inside the evaluation mask, frames 30 on, of every trial of the job; "
+        "fitted_scale sets mean(std^2) = mean(error^2) on these trials: apply it to other trials only",
+    }
+
+
 # -- files of one trial ----------------------------------------------------------------------------------------------
-def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction, folder: Path, job) -> dict:
-    """Files of trial k of a mouse (npz, sidecar, movies, summary figure); its row of the job's summary table."""
+def write_trial(
+    setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction, folder: Path, job, confidence: dict | None = None
+) -> dict:
+    """Files of trial k of a mouse (npz, sidecar, movies, summary figure); its row of the job's summary table.
+
+    confidence: method -> confidence movie (T, 36, 64) grey levels (none: {})."""
     from v1recon.io import save_npz, write_sidecar
     from v1recon.metrics.video import response_consistency, video_correlation, video_metrics
+    from v1recon.recon.confidence import array_names
     from v1recon.runs import recording_identity
 
     update, evaluation, note = setup.update_mask, setup.eval_mask, setup.mask_note
@@ -353,6 +563,12 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
     metrics["response_consistency_truth"] = float(response_consistency(pred_truth, np.maximum(resp, 0)))
     metrics["per_model_video_correlation"] = per_model
     metrics["best_single_model"] = float(max(per_model))
+    confidence = confidence or {}
+    calibration = _trial_calibration(confidence, recon, truth, evaluation)
+    for m, c in calibration.items():
+        metrics[f"confidence_spearman_{m}"] = c["spearman"]
+        metrics[f"video_correlation_weighted_{m}"] = c["video_correlation_weighted"]
+        metrics[f"rmse_weighted_{m}"] = c["rmse_weighted"]
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / f"trial-{trial_id}"
     save_npz(
@@ -365,7 +581,9 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
         alpha=setup.alpha if setup.alpha is not None else np.ones(FRAME_SHAPE, np.float32),
         loss=res.loss,
         correlation=res.correlation,
+        **{name: confidence[m].astype(np.float32) for name, m in array_names(list(confidence)).items()},
     )
+    extra = {"confidence": _confidence_sidecar(job, setup, res, calibration)} if confidence else {}
     write_sidecar(
         stem.with_suffix(".npz"),
         config=job.described(),
@@ -381,9 +599,10 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
         },
         cost={"window_passes": res.window_passes, "seconds": res.seconds, "iterations": res.iterations},
         metrics=metrics,
+        **extra,
     )
     if job.movies:
-        write_media(stem, truth, recon, evaluation, res, setup.alpha, trial_id)
+        write_media(stem, truth, recon, evaluation, res, setup.alpha, trial_id, confidence)
     return {
         "mouse": setup.mouse,
         "trial": trial_id,
@@ -396,36 +615,58 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
         "iterations": max(res.iterations),
         "window_passes": res.window_passes,
         "seconds": res.seconds,
+        **{f"confidence_spearman_{m}": c["spearman"] for m, c in calibration.items()},
+        **{f"video_correlation_weighted_{m}": c["video_correlation_weighted"] for m, c in calibration.items()},
     }
 
 
-def write_media(stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id) -> None:
-    """The side-by-side MP4 and GIF (truth | reconstruction | error) and the PNG summary of one trial."""
+def confidence_label(method: str, several: bool) -> str:
+    """Panel title of a confidence movie."""
+    return f"std ({method})" if several else "confidence (std)"
+
+
+def write_media(
+    stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id, confidence: dict | None = None
+) -> None:
+    """The side-by-side MP4 and GIF (truth | reconstruction | confidence | error) and the PNG summary of one trial
+    (with confidence: a row of the confidence movies beside |error|, on one colour scale in grey levels)."""
     from v1recon.experiments.common import pyplot
     from v1recon.io import atomic_path
     from v1recon.metrics.video import frame_correlations
-    from v1recon.report.media import error_panel, frame_strip, write_side_by_side_movie
+    from v1recon.report.media import confidence_panel, error_panel, frame_strip, write_side_by_side_movie
 
     plt = pyplot()
-    panels = {"truth": truth, "reconstruction": recon, "error": error_panel(recon, truth)}
+    confidence = confidence or {}
+    several = len(confidence) > 1
+    stds = {confidence_label(m, several): std for m, std in confidence.items()}
+    error = error_panel(recon, truth)
+    panels = {"truth": truth, "reconstruction": recon, **{k: confidence_panel(v) for k, v in stds.items()}}
+    panels["error"] = error
     write_side_by_side_movie(stem.with_suffix(".mp4"), panels, mask=evaluation)
     write_side_by_side_movie(stem.with_suffix(".gif"), panels, mask=evaluation)
     n = truth.shape[0]
     start = min(EVAL_START_FRAME, n - 1)
     frames = np.linspace(start, n - 1, 6).astype(int)
-    fig = plt.figure(figsize=(11, 6.5))
-    grid = fig.add_gridspec(2, 3, height_ratios=[1.1, 1])
+    rows = 3 if stds else 2
+    fig = plt.figure(figsize=(11, 6.5 + (1.1 + 0.45 * len(stds) if stds else 0)))
+    heights = [1.1, 0.55 * (len(stds) + 1), 1] if stds else [1.1, 1]
+    grid = fig.add_gridspec(rows, 3, height_ratios=heights)
     frame_strip(fig.add_subplot(grid[0, :]), {"truth": truth, "reconstruction": recon}, frames, mask=evaluation)
-    ax = fig.add_subplot(grid[1, 0])
+    if stds:
+        top = float(max(np.percentile(v[start:], 99) for v in [*stds.values(), error])) or 1.0
+        ax = fig.add_subplot(grid[1, :])
+        frame_strip(ax, {**stds, "|error|": error}, frames, mask=evaluation, vmax=top, cmap="magma")
+        ax.set_title(f"confidence (predicted std) and |error|, grey levels, black 0 to white {top:.0f}", fontsize=9)
+    ax = fig.add_subplot(grid[-1, 0])
     ax.plot(np.arange(start, n), frame_correlations(recon, truth, evaluation, start))
     ax.set(xlabel="frame", ylabel="frame correlation", title="per-frame correlation")
-    ax = fig.add_subplot(grid[1, 1])
+    ax = fig.add_subplot(grid[-1, 1])
     for m, curve in enumerate(res.loss):
         ax.plot(curve, label=f"model {m}")
     ax.set(xlabel="iteration", ylabel="Poisson loss", title="loss")
     if len(res.loss) > 1:
         ax.legend(fontsize=7)
-    ax = fig.add_subplot(grid[1, 2])
+    ax = fig.add_subplot(grid[-1, 2])
     ax.imshow(alpha if alpha is not None else np.ones(FRAME_SHAPE), cmap="magma")
     ax.contour(evaluation.astype(float), levels=[0.5], colors="cyan", linewidths=1)
     ax.set(title="alpha mask (evaluation outlined)", xticks=[], yticks=[])
@@ -437,8 +678,14 @@ def write_media(stem: Path, truth, recon, evaluation, res: Reconstruction, alpha
 
 
 # -- the job's summary -----------------------------------------------------------------------------------------------
+def _columns(rows: list[dict]) -> tuple[str, ...]:
+    """SUMMARY_COLUMNS and the confidence columns the rows carry."""
+    extra = sorted({k for r in rows for k in r if k not in SUMMARY_COLUMNS})
+    return (*SUMMARY_COLUMNS, *extra)
+
+
 def _summary(rows, job: JobSettings, n_encoders: int) -> dict:
-    means = {c: float(np.mean([r[c] for r in rows])) for c in SUMMARY_COLUMNS[2:]}
+    means = {c: float(np.mean([r[c] for r in rows])) for c in _columns(rows)[2:]}
     return {
         "config": job.described(),
         "condition": job_condition(job, n_encoders),
@@ -452,7 +699,7 @@ def _write_summary(folder: Path, summary: dict) -> None:
     from v1recon.io import atomic_path, write_json
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=SUMMARY_COLUMNS)
+    writer = csv.DictWriter(buf, fieldnames=_columns(summary["trials"]))
     writer.writeheader()
     writer.writerows(summary["trials"])
     with atomic_path(folder / "summary.csv") as tmp:

@@ -22,10 +22,15 @@ def average_reconstructions(movies: np.ndarray, sigma: float = ENSEMBLE_SIGMA) -
     return smooth_movie(movies.mean(axis=0), sigma)
 
 
+def ensemble_sigma(n_members: int, n_encoders: int, sigma: float = ENSEMBLE_SIGMA) -> float:
+    """The blur `ensemble_movie` applies: `sigma` for several members (models or restarts) or encoders, else 0."""
+    return sigma if n_members > 1 or n_encoders > 1 else 0.0
+
+
 def ensemble_movie(per_model: np.ndarray, n_encoders: int, sigma: float = ENSEMBLE_SIGMA) -> np.ndarray:
-    """The reconstruction of a trial from its per-model movies (K, T, H, W): several (average ensembling) are
-    averaged and blurred; one movie optimised through several encoders (gradient ensembling) is blurred; one
-    encoder's movie is kept as it is."""
+    """The reconstruction of a trial from its per-model movies (K, T, H, W): several (average ensembling, or
+    restarts) are averaged and blurred; one movie optimised through several encoders (gradient ensembling) is
+    blurred; one encoder's movie is kept as it is."""
     if len(per_model) > 1:
         return average_reconstructions(per_model, sigma)
     return smooth_movie(per_model[0], sigma) if n_encoders > 1 else per_model[0]

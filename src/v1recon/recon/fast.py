@@ -124,10 +124,12 @@ def reconstruct_fast(
     settings: FastSettings | None = None,
     seed: int = 0,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, int]:
     """Optimise one movie per trial through `encoders` (their losses averaged when several).
 
-    responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary.
+    responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary; `start`
+    (B, T, H, W) the first movie (default uniform grey 127.5).
     callback(step, video (B, T, H, W), loss (B,)) after every step (loss of the video before the step).
     A vanishing first gradient restarts from jittered grey, as in the paper method (`escape_saddle`).
     Returns the movie (B, T, H, W) in [0, 255], window passes, steps run.
@@ -138,7 +140,8 @@ def reconstruct_fast(
     H, W = update_mask.shape
     device = responses.device
     mask = (update_mask > 0).to(torch.float32).to(device)
-    video = torch.full((B, T, H, W), 127.5, device=device, requires_grad=True)
+    video = torch.full((B, T, H, W), 127.5, device=device) if start is None else start.to(device, torch.float32)
+    video = video.clone().requires_grad_(True)
     if s.optimizer == "adam":
         opt = torch.optim.Adam([video], lr=s.lr, betas=s.betas)
     elif s.optimizer == "nsgd":

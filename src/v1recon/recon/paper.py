@@ -114,10 +114,12 @@ def reconstruct_paper(
     chunk: int = 35,
     seed: int = 0,
     callback: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float, int]:
     """Optimise one movie per trial jointly through `encoders` (gradient ensembling when several).
 
-    responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary.
+    responses (B, N, T) ReLU'd recorded traces, behaviour (B, 4, T), update_mask (H, W) binary; `start`
+    (B, T, H, W) the first movie (default uniform grey 127.5, as published).
     callback(iteration, video (B, T, H, W), loss (B,)) after every iteration (loss before the step).
     A movie whose first gradient is exactly zero (uniform grey is a saddle point of energy-model encoders such as
     the in-silico ground truth) restarts once from grey + N(0, 1) grey levels inside the mask (`escape_saddle`).
@@ -125,7 +127,7 @@ def reconstruct_paper(
     """
     B, _, T = responses.shape
     H, W = update_mask.shape
-    video = torch.full((B, T, H, W), 127.5, device=responses.device)
+    video = torch.full((B, T, H, W), 127.5, device=responses.device) if start is None else start.clone().float()
     momentum = torch.zeros_like(video)
     starts = subbatch_starts(T)
     mask = (update_mask > 0).to(video.dtype)

@@ -19,12 +19,13 @@ import torch
 
 from v1recon import EVAL_START_FRAME, FRAME_SHAPE
 from v1recon.errors import V1ReconError
-from v1recon.recon.ensemble import ENSEMBLE_SIGMA, ensemble_movie
+from v1recon.recon.ensemble import ENSEMBLE_SIGMA, ensemble_movie, ensemble_sigma
 from v1recon.recon.fast import FastSettings, reconstruct_fast
 from v1recon.recon.objective import CLIP_FRAMES, encoder_device, frozen
 from v1recon.recon.paper import PAPER_ITERATIONS, reconstruct_paper
 
 Method = Literal["fast", "paper"]
+RESTART_JITTER = 16.0  # grey levels (std): white noise inside the update mask on the grey start of restarts 2..K
 EnsembleMode = Literal["average", "gradient"]
 
 
@@ -40,6 +41,8 @@ class ReconConfig:
     paper_chunk: int = 35  # sub-batches per forward pass in the paper method (1 = the published sequential loop)
     seed: int = 0
     fast: FastSettings = field(default_factory=FastSettings)
+    restarts: int = 1  # each model (group) optimised this many times; restart r uses seed + r and a jittered start
+    restart_jitter: float = RESTART_JITTER
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -50,12 +53,15 @@ class Reconstruction:
     """One trial's result."""
 
     video: np.ndarray  # (T, 36, 64) the (ensemble) reconstruction, grey levels 0..255
-    per_model: np.ndarray  # (K, T, 36, 64) each model's clipped reconstruction (K = 1 for gradient ensembling)
+    # (K, T, 36, 64) each member's clipped reconstruction: models (1 for gradient ensembling) x restarts,
+    # restart-major (member k = restart k // models, model k % models)
+    per_model: np.ndarray
     loss: np.ndarray  # (K, I) loss per iteration (NaN after a run that stopped early)
     correlation: np.ndarray  # (K, I) video correlation with the truth per iteration (NaN without a truth)
     iterations: list[int]  # iterations run, per model
     window_passes: float  # cost of this trial, all models together (see v1recon.recon.objective)
     seconds: float  # wall time of this trial, all models together
+    smooth_sigma: float = 0.0  # blur applied to the average of the members (frames, pixels)
 
 
 def masked_correlation(video: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor, start: int) -> torch.Tensor:
@@ -105,7 +111,18 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return out
 
 
-def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback):
+def restart_start(shape, mask: torch.Tensor, jitter: float, seed: int) -> torch.Tensor:
+    """Grey 127.5 plus seeded white noise of std `jitter` grey levels inside the mask, clipped: (B, T, H, W)."""
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    noise = torch.randn(tuple(shape), generator=gen).to(mask.device) * jitter * (mask > 0)
+    return (127.5 + noise).clamp_(0, 255)
+
+
+def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback, restart: int = 0):
+    seed = config.seed + restart
+    start = None
+    if restart > 0:
+        start = restart_start((resp.shape[0], resp.shape[2], *mask.shape), mask, config.restart_jitter, seed)
     if config.method == "paper":
         return reconstruct_paper(
             encoders,
@@ -114,14 +131,15 @@ def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback):
             mask,
             iterations=config.iterations or PAPER_ITERATIONS,
             chunk=config.paper_chunk,
-            seed=config.seed,
+            seed=seed,
             callback=callback,
+            start=start,
         )
     if config.method == "fast":
         settings = config.fast
         if config.iterations:
             settings = FastSettings(**{**asdict(settings), "max_steps": config.iterations})
-        return reconstruct_fast(encoders, resp, beh, mask, settings, seed=config.seed, callback=callback)
+        return reconstruct_fast(encoders, resp, beh, mask, settings, seed=seed, callback=callback, start=start)
     raise V1ReconError(f"unknown reconstruction method {config.method!r}; choose fast or paper.")
 
 
@@ -136,13 +154,19 @@ def reconstruct_trials(
     sources: Sequence[str] | None = None,
     progress: Callable[[int], None] | None = None,
     on_iteration: Callable[[], None] | None = None,
+    restarts: Sequence[int] | None = None,
 ) -> list[Reconstruction]:
     """Reconstruct every trial; see the module docstring. `truths` (T, 36, 64) only feed the per-iteration
     correlation (inside `eval_mask`, frames >= 30); `progress(n_trials_done)` is called after every batch and
-    `on_iteration()` after every iteration of every model."""
+    `on_iteration()` after every iteration of every model. With `config.restarts` = K > 1 every model (or, for
+    gradient ensembling, the ensemble) is optimised K times, restart r >= 1 from `restart_start` with seed
+    config.seed + r; the reconstruction is the average of all members. `restarts` runs only those restart indices
+    (a job's task runs one)."""
     config = config or ReconConfig()
     if config.ensemble not in ("average", "gradient"):
         raise V1ReconError(f"unknown ensemble mode {config.ensemble!r}; choose average or gradient.")
+    if config.restarts < 1:
+        raise V1ReconError(f"restarts {config.restarts}: must be at least 1.")
     encoders = list(encoders)
     sources = list(sources) if sources is not None else [f"trial {i}" for i in range(len(responses))]
     check_inputs(encoders, responses, behaviours, sources, update_mask)
@@ -151,6 +175,7 @@ def reconstruct_trials(
     emask = np.ones(FRAME_SHAPE, bool) if eval_mask is None else np.asarray(eval_mask) > 0
     emask_t = torch.as_tensor(emask, device=device)
     groups = [[enc] for enc in encoders] if config.ensemble == "average" else [encoders]
+    members = [(r, group) for r in (restarts if restarts is not None else range(config.restarts)) for group in groups]
     results: list[Reconstruction | None] = [None] * len(responses)
     with frozen(encoders):
         for batch in length_batches([r.shape[1] for r in responses], config.batch_size):
@@ -162,7 +187,7 @@ def reconstruct_trials(
                 truth = torch.as_tensor(np.stack([truths[i] for i in batch]), dtype=torch.float32, device=device)
             start = time.perf_counter()
             movies, losses, corrs, iters, passes = [], [], [], [], 0.0
-            for group in groups:
+            for restart, group in members:
                 loss_log, corr_log = [], []
 
                 def log(_i, video, loss, loss_log=loss_log, corr_log=corr_log, truth=truth):
@@ -172,7 +197,7 @@ def reconstruct_trials(
                     if truth is not None and video.shape[1] > EVAL_START_FRAME:
                         corr_log.append(masked_correlation(video, truth, emask_t, EVAL_START_FRAME).cpu().numpy())
 
-                video, cost, n_iter = _run_method(group, resp, beh, mask_t, config, log)
+                video, cost, n_iter = _run_method(group, resp, beh, mask_t, config, log, restart)
                 movies.append(video.clamp(0, 255).cpu().numpy())
                 losses.append(np.stack(loss_log, axis=1))  # (B, I)
                 corrs.append(np.stack(corr_log, axis=1) if corr_log else np.full_like(losses[-1], np.nan))
@@ -184,18 +209,20 @@ def reconstruct_trials(
                 results[i] = Reconstruction(
                     video=ensemble_movie(per_model, len(encoders), config.smooth_sigma),
                     per_model=per_model,
-                    loss=_pad([lg[j] for lg in losses]),
-                    correlation=_pad([c[j] for c in corrs]),
+                    loss=pad_rows([lg[j] for lg in losses]),
+                    correlation=pad_rows([c[j] for c in corrs]),
                     iterations=iters,
                     window_passes=passes / len(batch),
                     seconds=seconds / len(batch),
+                    smooth_sigma=ensemble_sigma(len(per_model), len(encoders), config.smooth_sigma),
                 )
             if progress is not None:
                 progress(len(batch))
     return results  # type: ignore[return-value]
 
 
-def _pad(rows: list[np.ndarray]) -> np.ndarray:
+def pad_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Rows of different lengths (per-iteration logs of runs that stopped at different steps) -> (K, I), NaN-padded."""
     width = max(len(r) for r in rows)
     out = np.full((len(rows), width), np.nan, dtype=np.float32)
     for k, r in enumerate(rows):

@@ -278,3 +278,30 @@ def optimisation_curves(curves: Mapping[str, np.ndarray]) -> bytes:
         ax.legend(fontsize=7, frameon=False, loc="lower right")
     fig.tight_layout()
     return to_png(fig)
+
+
+Reliability = Mapping[str, Sequence[float]]  # {"std": [...], "rms_error": [...], "count": [...]} per bin
+
+
+def reliability_diagram(pixels: Mapping[str, Reliability], frames: Mapping[str, Reliability] | None = None) -> bytes:
+    """Predicted std against observed RMS error (grey levels), one line per confidence estimate; the diagonal is
+    a calibrated estimate. `pixels` / `frames`: name -> a reliability dict (v1recon.metrics.calibration) over
+    pixel-frames and over frames (the frame's RMS std and RMS error); the second panel only when given."""
+    plt = _pyplot()
+    panels = [("pixel-frames", pixels)] + ([("frames", frames)] if frames else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels, strict=True):
+        top = 1.0
+        for i, (name, rel) in enumerate(curves.items()):
+            x, y = np.asarray(rel["std"], float), np.asarray(rel["rms_error"], float)
+            ax.plot(x, y, marker="o", ms=4, lw=1.2, color=COLOURS[i % len(COLOURS)], label=name)
+            top = max(top, np.nanmax(x, initial=0), np.nanmax(y, initial=0))
+        ax.plot([0, 1.05 * top], [0, 1.05 * top], color="0.5", lw=0.8, ls="--", label="calibrated")
+        ax.set(xlim=(0, 1.05 * top), ylim=(0, 1.05 * top), aspect="equal")
+        ax.set_xlabel("predicted std (grey levels)")
+        ax.set_ylabel("observed RMS error (grey levels)")
+        ax.set_title(f"reliability over {title}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, frameon=False, loc="upper left")
+    fig.tight_layout()
+    return to_png(fig)

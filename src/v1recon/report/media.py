@@ -8,6 +8,7 @@ above each, pixels enlarged `scale` times without smoothing, and optionally the 
         .gif: looping, by default every third frame (10 fps at 30 Hz; GIF delays are whole 10 ms) at half
               the enlargement, to stay small
     frame_strip(path_or_axes, {"truth": v, "reconstruction": r}, frames=[30, 90, 150])   # PNG strip
+    confidence_panel(std)     a confidence movie (predicted std, grey levels) as a panel, on the error's scale
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ def error_panel(recon: Any, truth: Any, signed: bool = False) -> np.ndarray:
         raise V1ReconError(f"reconstruction shape {r.shape} differs from truth shape {t.shape}.")
     err = r - t
     return np.clip(127.5 + err / 2 if signed else np.abs(err), 0, 255).astype(np.float32)
+
+
+def confidence_panel(std: Any) -> np.ndarray:
+    """A grey-level picture of a confidence movie (T, H, W): its predicted std, on the scale of error_panel's
+    |error| (black = certain, white = 255 grey levels), so a calibrated estimate looks as bright as the error."""
+    return np.clip(_as_movie(std, "confidence"), 0, 255).astype(np.float32)
 
 
 def _font(size: int):
@@ -200,12 +207,15 @@ def frame_strip(
     mask: Any = None,
     fps: float = FRAME_RATE_HZ,
     dpi: int = 150,
+    vmax: float = 255.0,
+    cmap: str = "gray",
 ) -> Any:
     """A grid of still frames: one row per movie (labelled), one column per frame (labelled with its time).
 
     target: a matplotlib Axes to draw into (returned), or a .png path written atomically (path returned).
     videos: label -> (T, H, W) movie 0..255, all the same shape. frames: frame indices to show.
     mask: optional (H, W) bool evaluation mask, outlined in red on every frame.
+    vmax, cmap: the value shown brightest and the colour map (e.g. a confidence row: its own range, "magma").
     """
     movies = _check_panels(videos)
     t, h, w = next(iter(movies.values())).shape
@@ -217,7 +227,7 @@ def frame_strip(
         raise V1ReconError(f"frame strip: frame indices {bad} lie outside the {t}-frame movies.")
     m = _check_mask(mask, (h, w))
     if hasattr(target, "imshow"):
-        _draw_strip(target, movies, frames, m, fps)
+        _draw_strip(target, movies, frames, m, fps, vmax, cmap)
         return target
 
     import matplotlib
@@ -230,7 +240,7 @@ def frame_strip(
         raise V1ReconError(f"{path}: frame strips are written as .png files.")
     fig, ax = plt.subplots(figsize=(1.3 + 1.6 * len(frames), 0.5 + 0.95 * len(movies)))
     try:
-        _draw_strip(ax, movies, frames, m, fps)
+        _draw_strip(ax, movies, frames, m, fps, vmax, cmap)
         fig.tight_layout()
         with atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=dpi)
@@ -239,13 +249,14 @@ def frame_strip(
     return path
 
 
-def _draw_strip(ax: Any, movies: dict[str, np.ndarray], frames: list[int], mask: np.ndarray | None, fps: float):
+def _draw_strip(ax: Any, movies, frames: list[int], mask: np.ndarray | None, fps: float, vmax=255.0, cmap="gray"):
     import matplotlib.pyplot as plt
 
     _, h, w = next(iter(movies.values())).shape
     gap = max(2, w // 16)
-    cmap = plt.get_cmap("gray").with_extremes(bad="white")
-    ax.imshow(np.ma.masked_invalid(_mosaic(movies, frames, gap)), cmap=cmap, vmin=0, vmax=255, interpolation="nearest")
+    colours = plt.get_cmap(cmap).with_extremes(bad="white")
+    mosaic = np.ma.masked_invalid(_mosaic(movies, frames, gap))
+    ax.imshow(mosaic, cmap=colours, vmin=0, vmax=vmax, interpolation="nearest")
     if mask is not None:
         stacked = {k: np.broadcast_to(mask, (max(frames) + 1, h, w)).astype(float) for k in movies}
         ax.contour(

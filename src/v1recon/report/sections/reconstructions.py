@@ -21,6 +21,7 @@ from v1recon.report import html as H
 from v1recon.report.context import Context
 from v1recon.report.published import PUBLISHED_BY_KEY
 from v1recon.report.sections.common import mean_sd_n, mean_sd_text, missing
+from v1recon.report.sections.confidence import confidence_block, confidence_of, confidence_strip
 
 # Metrics shown per trial, in this order, when present (names as v1recon.metrics.video and the reconstruct job).
 METRICS = {
@@ -176,6 +177,7 @@ def _set_block(name: str, kind: str, vs: list[TrialView], movies: bool) -> str:
     vs = sorted(vs, key=lambda v: (v.files.mouse, v.files.trial_id))
     parts = [f"<h3>{H.esc(name)}</h3>", f'<p class="lead">{H.esc(_kind_label(kind))}</p>', _config_line(vs)]
     parts.append(_metrics_table(vs))
+    parts.append(confidence_block(vs, movies_of))
     plots = _metric_plot(vs) + _optimisation_plot(vs) if movies else ""
     if plots:
         parts.append(f'<div class="row">{plots}</div>')
@@ -199,13 +201,16 @@ def _config_line(vs: list[TrialView]) -> str:
 
 
 def _metrics_table(vs: list[TrialView]) -> str:
-    metrics = [m for m in METRICS if any(m in v.metrics for v in vs)]
+    labels = dict(METRICS)
+    for key in sorted({k for v in vs for k in v.metrics if k.startswith("confidence_spearman_")}):
+        labels[key] = f"confidence Spearman ({key.removeprefix('confidence_spearman_')})"
+    metrics = [m for m in labels if any(m in v.metrics for v in vs)]
     refs = [r for r in REFERENCES if any(r in v.references for v in vs)]
     if not metrics:
         return H.note("These trials carry no metrics and no truth to compute them from.")
     several_mice = len({v.files.mouse for v in vs}) > 1
     lead = ["mouse", "trial"] if several_mice else ["trial"]
-    headers = [*lead, *[METRICS[m] for m in metrics], *[f"{r}: video r" for r in refs]]
+    headers = [*lead, *[labels[m] for m in metrics], *[f"{r}: video r" for r in refs]]
     rows = [
         [*([v.files.mouse] if several_mice else []), v.files.trial_id]
         + [v.metrics.get(m) for m in metrics]
@@ -279,13 +284,18 @@ def _trial_card(view: TrialView) -> str:
         title += f" \u00b7 video r = {r:.3f}"
     parts = [f'<div class="trial"><h4>{H.esc(title)}</h4>']
     movies = movies_of(files)
-    mp4 = files.mp4.read_bytes() if files.mp4 else (_make_movie(movies) if movies else None)
+    confidence = confidence_of(files)
+    mp4 = files.mp4.read_bytes() if files.mp4 else (_make_movie(movies, confidence) if movies else None)
     if mp4:
         parts.append(H.video(mp4, f"trial {files.trial_id}: truth and reconstruction"))
     else:
         parts.append(H.note("No movie for this trial (no .mp4 and no reconstruction with truth in the .npz)."))
     if movies:
         parts.append(H.image(_make_strip(movies), f"frame strip of trial {files.trial_id}"))
+        strip = confidence_strip(movies, confidence) if confidence else None
+        if strip:
+            caption = "Confidence (predicted std) beside |error|, grey levels on one colour scale."
+            parts.append(H.image(strip, f"confidence of trial {files.trial_id}", caption))
         parts.append(_frame_plot(view, movies))
     elif files.png:
         parts.append(H.image(files.png.read_bytes(), f"figure of trial {files.trial_id}"))
@@ -306,12 +316,13 @@ def _frame_plot(view: TrialView, movies) -> str:
     return H.image(figures.frame_correlation_plot(curves), f"per-frame correlation of trial {view.files.trial_id}")
 
 
-def _make_movie(movies) -> bytes:
-    """A side-by-side MP4 (truth | reconstruction | error) written to a temporary file and read back."""
-    from v1recon.report.media import error_panel, write_side_by_side_movie
+def _make_movie(movies, confidence: dict | None = None) -> bytes:
+    """A side-by-side MP4 (truth | reconstruction | confidence | error) written to a temporary file and read back."""
+    from v1recon.report.media import confidence_panel, error_panel, write_side_by_side_movie
 
     recon, truth, mask = movies
-    panels = {"truth": truth, "reconstruction": recon, "error": error_panel(recon, truth)}
+    stds = {f"std ({m})": confidence_panel(v) for m, v in (confidence or {}).items() if v.shape == recon.shape}
+    panels = {"truth": truth, "reconstruction": recon, **stds, "error": error_panel(recon, truth)}
     with tempfile.TemporaryDirectory() as tmp:
         return write_side_by_side_movie(Path(tmp) / "trial.mp4", panels, mask=mask).read_bytes()
 
