@@ -13,6 +13,7 @@ from conftest import cli
 from v1recon.errors import V1ReconError
 from v1recon.experiments import common, stats
 from v1recon.experiments.population import subset_inputs
+from v1recon.jobs.mouse import load_trials, open_setup
 
 
 def analyse(*args):
@@ -200,8 +201,8 @@ def test_every_analysis_runs(run, args):
 
 def test_chance_level_is_named_and_short_trials_refused(run):
     assert "chance level" in common.chance_note(0.01) and common.chance_note(0.3) == ""
-    setup = common.open_setup(run, log=lambda msg: None)
+    setup = open_setup(run, log=lambda msg: None)
     with pytest.raises(V1ReconError, match="--frames"):
-        common.load_trials(setup, [0], frames=20)
-    cut = common.load_trials(setup, [0], frames=40)
+        load_trials(setup.recording, [0], frames=20)
+    cut = load_trials(setup.recording, [0], frames=40)
     assert cut.videos[0].shape[0] == 40 and cut.responses[0].shape[1] == 40 and cut.behaviours[0].shape[1] == 40

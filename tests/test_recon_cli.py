@@ -7,7 +7,9 @@ import pytest
 from conftest import cli, simulate_tiny, train_tiny
 
 from v1recon.errors import V1ReconError
-from v1recon.recon.job import parse_trials, run_masks, run_reconstruction
+from v1recon.jobs.masks import run_masks
+from v1recon.jobs.mouse import parse_trials
+from v1recon.jobs.reconstruct import run_reconstruction
 from v1recon.recon.reconstructor import ReconConfig
 
 TRAIN_ARGS = ["--preset", "fast3d", "--models", "2", "--epochs", "1", "--samples-per-epoch", "8", "--batch-size", "4"]
@@ -31,8 +33,11 @@ def test_mask_job_writes_and_refuses_to_replace(run, data):
         assert f["alpha"].shape == (36, 64) and f["update_mask"].dtype == bool
     side = json.loads(path.with_suffix(".json").read_text())
     assert side["config"]["iterations"] == 3 and side["mask"]["update_threshold"] == 0.5
+    stamp = path.stat().st_mtime_ns
+    ((_, again),) = run_masks(run, data, iterations=3, progress=False)  # the same job again: done, kept
+    assert again == summary and path.stat().st_mtime_ns == stamp
     with pytest.raises(V1ReconError, match="already exists"):
-        run_masks(run, data, iterations=3, progress=False)
+        run_masks(run, data, iterations=4, progress=False)
     with pytest.raises(V1ReconError, match="thresholds"):
         run_masks(run, data, update_threshold=1.5, eval_threshold=1.0, overwrite=True)
 
@@ -119,7 +124,7 @@ def test_trial_selection():
 
 def test_first_repeats_keeps_one_trial_per_movie(data):
     from v1recon.data import open_recordings
-    from v1recon.recon.job import first_repeats
+    from v1recon.jobs.mouse import first_repeats
 
     (rec,) = open_recordings(data)
     ids = rec.trial_ids(tier="final_test")

@@ -124,7 +124,7 @@ class Demo:
         return all(mask_path(self.run_dir, n).is_file() for n in names)
 
     def masks(self) -> None:
-        from v1recon.recon.job import run_masks
+        from v1recon.jobs.masks import run_masks
 
         c = self.config
         for path, summary in run_masks(
@@ -135,7 +135,7 @@ class Demo:
     def reconstruct(self, variant: str) -> None:
         """variant '' = the ensemble from recorded responses; 'oracle' = through the true model; 'predicted' = the
         ensemble from its own predicted responses (the published upper bound)."""
-        from v1recon.recon.job import run_reconstruction
+        from v1recon.jobs.reconstruct import run_reconstruction
         from v1recon.recon.reconstructor import ReconConfig
 
         c = self.config

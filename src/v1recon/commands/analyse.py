@@ -52,9 +52,10 @@ def _trials_opt(default: int = 4) -> typer.Option:
 def _execute(name: str, module, run: Path, common_opts: dict, config: dict, body) -> None:
     """Open the run, run `body(setup, recon_config)` -> (arrays, summary), write the folder, print the findings."""
     from v1recon.experiments import common
+    from v1recon.jobs.mouse import open_setup
 
     common.check_output(run, name, common_opts["overwrite"])
-    setup = common.open_setup(
+    setup = open_setup(
         run, common_opts["data"], common_opts["mouse"], common_opts["device"], need_mask=name == "masks", log=_log
     )
     recon = common.recon_config(common_opts["method"], common_opts["iterations"], common_opts["seed"], 8)

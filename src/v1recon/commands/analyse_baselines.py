@@ -58,9 +58,10 @@ def rf_mapping(
     """
     from v1recon.experiments import common
     from v1recon.experiments import rf_mapping as mod
+    from v1recon.jobs.mouse import open_setup
 
     common.check_output(run, mod.NAME, overwrite)
-    setup = common.open_setup(run, data, mouse, device, log=_log)
+    setup = open_setup(run, data, mouse, device, log=_log)
     timer = common.Timer()
     arrays, summary = mod.run(setup, stride, batch_size, true_model, progress)
     seconds = timer()
@@ -118,9 +119,10 @@ def baselines(
     """
     from v1recon.experiments import baselines as mod
     from v1recon.experiments import common
+    from v1recon.jobs.mouse import open_setup
 
     common.check_output(run, mod.NAME, overwrite)
-    setup = common.open_setup(run, data, mouse, device, log=_log)
+    setup = open_setup(run, data, mouse, device, log=_log)
     recon = common.recon_config(method, iterations, seed, 8)
     timer = common.Timer()
     arrays, summary = mod.run(setup, trials, lags, components, max_train_trials, reconstruct, recon, progress, log=_log)

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from v1recon.cli import app
+from v1recon.commands.options import ADDRESS_OPT, DEVICE_OPT, EXECUTOR_OPT
 
 
 @app.command("mask")
@@ -24,13 +25,16 @@ def mask(
     ),
     eval_threshold: float = typer.Option(1.0, "--eval-threshold", help="Pixels with alpha >= this are evaluated."),
     seed: int = typer.Option(0, "--seed", help="Random seed (initial map, trial pairs)."),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda or auto (GPU when present)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks that already exist."),
+    device: str = DEVICE_OPT,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks trained with another configuration."),
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Train one alpha mask per mouse as published (blend of two training clips, area-penalised MSE, normalised,
     clipped, time-averaged, blurred gradient steps); saves RUN/masks/<mouse>.npz with a JSON sidecar and a PNG of
-    the mask drawn over a frame."""
-    from v1recon.recon.job import run_masks
+    the mask drawn over a frame. One task per mouse: the same command skips the masks that are done, and
+    --executor ray trains the mice's masks in parallel on a Ray cluster."""
+    from v1recon.jobs.masks import run_masks
 
     for path, summary in run_masks(
         run,
@@ -41,5 +45,7 @@ def mask(
         seed=seed,
         device=device,
         overwrite=overwrite,
+        executor=executor,
+        address=address,
     ):
         typer.echo(f"wrote {path}: {summary['update_pixels']} pixels updated, {summary['eval_pixels']} evaluated")

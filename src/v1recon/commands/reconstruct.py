@@ -7,13 +7,16 @@ from pathlib import Path
 import typer
 
 from v1recon.cli import app
+from v1recon.commands.options import ADDRESS_OPT, DEVICE_OPT, EXECUTOR_OPT
 
 
 @app.command("reconstruct")
 def reconstruct(
     run: Path = typer.Argument(..., help="Run folder written by `v1recon train` (holds run.json and models/)."),
     data: Path = typer.Option(..., "--data", help="A mouse folder (Sensorium layout) or a folder of mouse folders."),
-    out: Path = typer.Option(..., "--out", help="Output folder (refused if it holds results, unless --overwrite)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Output folder (the same command resumes there; other results are kept unless --overwrite)."
+    ),
     tier: str = typer.Option("final_test", "--tier", help="Trials of this tier are reconstructed."),
     method: str = typer.Option(
         "fast",
@@ -38,7 +41,7 @@ def reconstruct(
         help="paper: iterations (default: 1000, as published); fast: the step limit "
         " (default: 100; it usually stops earlier on a loss plateau).",
     ),
-    device: str = typer.Option("auto", "--device", help="cpu, cuda, cuda:1 or auto (GPU when present)."),
+    device: str = DEVICE_OPT,
     batch_size: int = typer.Option(4, "--batch-size", help="Trials optimised together in one batch."),
     seed: int = typer.Option(0, "--seed", help="Random seed (mask training, random window offsets)."),
     oracle: bool = typer.Option(
@@ -63,12 +66,20 @@ def reconstruct(
         "--no-mask updates and evaluates every pixel (default: --mask).",
     ),
     movies: bool = typer.Option(True, "--movies/--no-movies", help="Write the MP4/GIF/PNG per trial (default: yes)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the results already in OUT."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace results of another configuration that v1recon wrote into OUT."
+    ),
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Reconstruct the movies of a tier from single-trial responses by optimising the encoders' input; writes per
-    trial an .npz, a JSON sidecar, a side-by-side MP4/GIF and a PNG summary, and summary.json/.csv for the job."""
+    trial an .npz, a JSON sidecar, a side-by-side MP4/GIF and a PNG summary, and summary.json/.csv for the job.
+
+    The job is a list of tasks (one per batch of trials and model, then one per batch for the ensemble average):
+    the same command resumes an interrupted job, and --executor ray runs the tasks on a Ray cluster. OUT may not be,
+    contain or lie inside the data or the run folder (except RUN/reconstructions/NAME)."""
     from v1recon.errors import V1ReconError
-    from v1recon.recon.job import run_reconstruction
+    from v1recon.jobs.reconstruct import run_reconstruction
     from v1recon.recon.reconstructor import ReconConfig
 
     if method not in ("fast", "paper"):
@@ -95,6 +106,8 @@ def reconstruct(
         overwrite=overwrite,
         movies=movies,
         one_repeat=one_repeat,
+        executor=executor,
+        address=address,
     )
     typer.echo(
         f"wrote {len(summary['trials'])} reconstructions to {out} "

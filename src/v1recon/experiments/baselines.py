@@ -444,6 +444,7 @@ def run(
     import time
 
     from v1recon.experiments import common
+    from v1recon.jobs.mouse import load_trials
     from v1recon.metrics.video import video_metrics
 
     rec = setup.recording
@@ -453,7 +454,7 @@ def run(
         trial_ids = sorted(main)[:n_trials] if n_trials else sorted(main)
     else:
         trial_ids = common.held_out_trials(setup, n_trials or DEFAULT_TRIALS)
-    trials = common.load_trials(setup, trial_ids)
+    trials = load_trials(setup.recording, trial_ids)
     recons: dict[str, list[np.ndarray]] = {}
     masks = [setup.eval_mask] * len(trial_ids)
     notes = []

@@ -1,5 +1,6 @@
-"""What every analysis shares: opening a run, the held-out trials, predicted responses, running a set of
-reconstructions, and writing RUN/analyses/<name>/ (result.npz, result.json sidecar, figure.png) atomically.
+"""What every analysis shares: the held-out trials, running a set of reconstructions, and writing
+RUN/analyses/<name>/ (result.npz, result.json sidecar, figure.png) atomically. A mouse of a run is opened with
+v1recon.jobs.mouse.open_setup (the one per-mouse loader).
 
 An analysis folder is written in one piece: it appears complete or not at all, and an existing one is only
 replaced with `overwrite`.
@@ -9,15 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
-from v1recon import EVAL_START_FRAME, FRAME_SHAPE
+from v1recon import EVAL_START_FRAME
 from v1recon.errors import V1ReconError
+from v1recon.jobs.mouse import MouseSetup, predicted_responses
 
 ANALYSES_DIR = "analyses"
 RESULT_NPZ = "result.npz"
@@ -38,84 +38,7 @@ def check_output(run_dir: str | Path, name: str, overwrite: bool) -> Path:
     return out
 
 
-@dataclass
-class Setup:
-    """One mouse of a trained run, ready for analyses: its encoders, masks, recording and (in silico) true model."""
-
-    run: Any  # v1recon.runs.RunInfo
-    recording: Any  # v1recon.data.Recording
-    encoders: list
-    update_mask: np.ndarray  # (36, 64) bool, pixels the reconstruction may change
-    eval_mask: np.ndarray  # (36, 64) bool, pixels scored
-    alpha: np.ndarray | None  # (36, 64) the learned alpha map, None without a mask file
-    mask_source: str
-    truth: torch.nn.Module | None  # the in-silico mouse's true model (encoder contract), None for real data
-    device: torch.device
-    recordings: list = field(default_factory=list)  # every mouse of the run (for statistics over mice)
-
-    @property
-    def mouse(self) -> str:
-        return self.recording.name
-
-    def identity(self) -> dict:
-        """Data and model identities for the sidecar."""
-        from v1recon.runs import recording_identity
-
-        return {
-            "run": str(Path(self.run.path).resolve()),
-            "data": recording_identity(self.recording),
-            "models": [getattr(e, "name", repr(e)) for e in self.encoders],
-            "n_models": len(self.encoders),
-            "mask": self.mask_source,
-            "update_pixels": int(self.update_mask.sum()),
-            "eval_pixels": int(self.eval_mask.sum()),
-            "true_model": self.truth is not None,
-        }
-
-
-def open_setup(
-    run_dir: str | Path,
-    data: str | Path | None = None,
-    mouse: str | None = None,
-    device: str = "auto",
-    need_mask: bool = False,
-    log: Callable[[str], None] = print,
-) -> Setup:
-    """Load a mouse of a run (default: the first) with its encoders, its alpha mask and, in silico, its true model.
-
-    Without RUN/masks/<mouse>.npz every pixel is updated and scored (said in the result), unless `need_mask`.
-    """
-    from v1recon.device import pick_device
-    from v1recon.recon.masks import load_mask, mask_path
-    from v1recon.runs import load_encoders, load_run, match_recordings
-    from v1recon.sim import load_truth
-
-    run = load_run(run_dir)
-    recordings = match_recordings(run, data if data is not None else run.data)
-    name = mouse or run.mouse_names[0]
-    run.mouse_index(name)  # a clear error for an unknown mouse
-    recording = next(r for r in recordings if r.name == name)
-    torch_device = pick_device(device)
-    encoders = load_encoders(run.path, name, torch_device)
-    path = mask_path(run.path, name)
-    if path.is_file():
-        mask = load_mask(path)
-        alpha, update, evaluation, source = mask.alpha, mask.update_mask, mask.eval_mask, str(path)
-        if not evaluation.any():
-            raise V1ReconError(f"{path}: the evaluation mask (alpha >= {mask.eval_threshold:g}) holds no pixel.")
-    elif need_mask:
-        raise V1ReconError(f"{path}: no alpha mask for mouse {name}; run `v1recon mask {run.path}` first.")
-    else:
-        log(f"no alpha mask at {path}: every pixel is updated and scored (run `v1recon mask` for the published setup)")
-        alpha, update, evaluation = None, np.ones(FRAME_SHAPE, bool), np.ones(FRAME_SHAPE, bool)
-        source = "none (all pixels)"
-    truth = load_truth(recording.path)
-    if truth is not None:
-        truth = truth.to(torch_device).eval()
-    return Setup(run, recording, encoders, update, evaluation, alpha, source, truth, torch_device, recordings)
-
-
-def held_out_trials(setup: Setup, n_trials: int | None) -> list[int]:
+def held_out_trials(setup: MouseSetup, n_trials: int | None) -> list[int]:
     """Trials to reconstruct: one per distinct movie of the test tiers (never trained on), with responses.
 
     Recordings without test tiers fall back to training-tier trials whose movie lies in the run's held-out fold.
@@ -141,42 +64,6 @@ def held_out_trials(setup: Setup, n_trials: int | None) -> list[int]:
     if not chosen:
         raise V1ReconError(f"{rec.path}: no held-out trials with responses to reconstruct.")
     return chosen
-
-
-@dataclass
-class TrialSet:
-    """Movies with behaviour and responses, as the reconstructor takes them (lists, one entry per movie)."""
-
-    videos: list[np.ndarray]  # (T, 36, 64) grey levels
-    behaviours: list[np.ndarray]  # (4, T)
-    responses: list[np.ndarray]  # (N, T)
-    names: list[str]
-
-
-def load_trials(setup: Setup, trial_ids: Sequence[int], frames: int | None = None) -> TrialSet:
-    """The recorded trials: movie, behaviour and recorded responses, cut to their first `frames` frames (None or
-    0: whole trials). Cutting keeps every frame from 30 on scored, and shortens each reconstruction in proportion."""
-    trials = [setup.recording.trial(t) for t in trial_ids]
-    if frames is not None and 0 < frames <= EVAL_START_FRAME:
-        raise V1ReconError(f"--frames must exceed the {EVAL_START_FRAME} unscored context frames, got {frames}.")
-    cut = slice(None, frames or None)
-    return TrialSet(
-        [t.video[cut] for t in trials],
-        [t.behaviour[:, cut] for t in trials],
-        [t.responses[:, cut] for t in trials],
-        [f"{setup.recording.path / 'data' / 'responses' / f'{t.trial_id}.npy'}" for t in trials],
-    )
-
-
-def predict(encoders: Sequence, videos: Sequence[np.ndarray], behaviours: Sequence[np.ndarray], device) -> list:
-    """Noise-free responses (N, T) per movie: the mean prediction of `encoders` (one encoder: its own)."""
-    from v1recon.models import EnsembleEncoder
-    from v1recon.training.trainer import predict_trials
-
-    model = encoders[0] if len(encoders) == 1 else EnsembleEncoder(list(encoders))
-    with torch.no_grad():
-        preds = predict_trials(model, list(videos), list(behaviours), torch.device(device))
-    return [np.maximum(p, 0).astype(np.float32) for p in preds]
 
 
 def constant_behaviour(recordings: Sequence, n_frames: int) -> np.ndarray:
@@ -235,7 +122,7 @@ def write_analysis(
     summary: dict,
     config: dict,
     figure: Callable[[Path], None],
-    setup: Setup | None = None,
+    setup: MouseSetup | None = None,
     seconds: float | None = None,
     overwrite: bool = False,
 ) -> Path:
@@ -340,7 +227,7 @@ class PredictedRecon:
 
 
 def reconstruct_from_predicted(
-    setup: Setup,
+    setup: MouseSetup,
     movies: np.ndarray,
     behaviour: np.ndarray,
     config,
@@ -351,7 +238,7 @@ def reconstruct_from_predicted(
     upper-bound setting of the resolution experiments), and score it inside the evaluation mask (frames >= 30).
     With `oracle` and a true model, also reconstruct through the true model from the true model's responses."""
     behaviours = [behaviour] * len(movies)
-    responses = predict(setup.encoders, movies, behaviours, setup.device)
+    responses = predicted_responses(setup.encoders, movies, behaviours, setup.device)
     recs = reconstruct_set(setup.encoders, responses, behaviours, setup.update_mask, config, "ensemble", progress)
     videos = np.stack([r.video for r in recs])
     r = np.array([video_r(v, m, setup.eval_mask) for v, m in zip(videos, movies, strict=True)])
@@ -360,7 +247,7 @@ def reconstruct_from_predicted(
     )
     r_oracle = oracle_videos = None
     if oracle and setup.truth is not None:
-        true_resp = predict([setup.truth], movies, behaviours, setup.device)
+        true_resp = predicted_responses([setup.truth], movies, behaviours, setup.device)
         orecs = reconstruct_set([setup.truth], true_resp, behaviours, setup.update_mask, config, "true model", progress)
         oracle_videos = np.stack([o.video for o in orecs])
         r_oracle = np.array([video_r(v, m, setup.eval_mask) for v, m in zip(oracle_videos, movies, strict=True)])

@@ -18,6 +18,7 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import repeated_measures
+from v1recon.jobs.mouse import MouseSetup, load_trials
 
 
 def model_subsets(n_models: int, k: int, max_subsets: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -33,7 +34,7 @@ NAME = "ensemble-size"
 
 
 def run(
-    setup: common.Setup,
+    setup: MouseSetup,
     trial_ids: Sequence[int],
     config,
     max_subsets: int = 10,
@@ -44,7 +45,7 @@ def run(
     """Reconstruct each trial with every model alone and score every ensemble size; return (arrays, summary)."""
     from v1recon.recon import average_reconstructions
 
-    trials = common.load_trials(setup, trial_ids, frames)
+    trials = load_trials(setup.recording, trial_ids, frames)
     recs = common.reconstruct_set(
         setup.encoders, trials.responses, trials.behaviours, setup.update_mask, config, "models", progress, trials.names
     )

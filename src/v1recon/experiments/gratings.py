@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from v1recon.experiments import common
+from v1recon.jobs.mouse import MouseSetup
 
 NAME = "gratings"
 FULL_SF = (0.5, 0.25, 0.125, 0.0625)  # cycles per pixel
@@ -40,7 +41,7 @@ def grating_movies(
 
 
 def run(
-    setup: common.Setup,
+    setup: MouseSetup,
     sf: Sequence[float],
     tf: Sequence[float],
     directions: Sequence[float],

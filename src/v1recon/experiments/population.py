@@ -20,6 +20,7 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import repeated_measures
+from v1recon.jobs.mouse import MouseSetup, load_trials
 from v1recon.models import NeuronSubset
 
 NAME = "population"
@@ -37,7 +38,7 @@ def subset_inputs(encoders, responses: np.ndarray, keep: np.ndarray, zero_droppe
 
 
 def run(
-    setup: common.Setup,
+    setup: MouseSetup,
     trial_ids: Sequence[int],
     fractions: Sequence[float],
     config,
@@ -49,7 +50,7 @@ def run(
     """Reconstruct each trial from each nested neuron subset; return (arrays, summary)."""
     from tqdm.auto import tqdm
 
-    trials = common.load_trials(setup, trial_ids, frames)
+    trials = load_trials(setup.recording, trial_ids, frames)
     n = setup.recording.n_neurons
     r = np.full((len(trial_ids), len(fractions)), np.nan)
     kept = np.zeros((len(trial_ids), len(fractions)), np.int64)

@@ -21,6 +21,7 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import holm, null_test
+from v1recon.jobs.mouse import MouseSetup
 
 NAME = "resolution-noise"
 FULL_CONSTANTS = (0, 1, 2, 4, 8, 16, 32)
@@ -76,7 +77,7 @@ def cell_null(
 
 
 def run(
-    setup: common.Setup,
+    setup: MouseSetup,
     spatial: Sequence[float],
     temporal: Sequence[float],
     repeats: int,

@@ -15,6 +15,7 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import paired_wilcoxon, repeated_measures
+from v1recon.jobs.mouse import MouseSetup, load_trials
 
 NAME = "masks"
 VARIANTS = ("none", "standard", "strict")
@@ -26,10 +27,10 @@ def update_masks(alpha: np.ndarray, standard: float = 0.5, strict: float = 1.0) 
 
 
 def run(
-    setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
+    setup: MouseSetup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
 ) -> tuple[dict, dict]:
     """Reconstruct each trial with each update mask; return (arrays, summary)."""
-    trials = common.load_trials(setup, trial_ids, frames)
+    trials = load_trials(setup.recording, trial_ids, frames)
     masks = update_masks(setup.alpha)
     r = np.zeros((len(trial_ids), len(VARIANTS)))
     for v, name in enumerate(VARIANTS):

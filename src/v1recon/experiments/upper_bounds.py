@@ -18,20 +18,21 @@ import numpy as np
 
 from v1recon.experiments import common
 from v1recon.experiments.stats import paired_wilcoxon
+from v1recon.jobs.mouse import MouseSetup, load_trials, predicted_responses
 
 NAME = "upper-bounds"
 
 
 def run(
-    setup: common.Setup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
+    setup: MouseSetup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
 ) -> tuple[dict, dict]:
     """Reconstruct each trial under every condition; return (arrays, summary)."""
-    trials = common.load_trials(setup, trial_ids, frames)
+    trials = load_trials(setup.recording, trial_ids, frames)
     beh, mask = trials.behaviours, setup.update_mask
-    predicted = common.predict(setup.encoders, trials.videos, beh, setup.device)
+    predicted = predicted_responses(setup.encoders, trials.videos, beh, setup.device)
     plan = [("recorded", setup.encoders, trials.responses), ("predicted", setup.encoders, predicted)]
     if setup.truth is not None:
-        true_resp = common.predict([setup.truth], trials.videos, beh, setup.device)
+        true_resp = predicted_responses([setup.truth], trials.videos, beh, setup.device)
         plan += [("oracle", [setup.truth], trials.responses), ("true model, noise-free", [setup.truth], true_resp)]
     r = np.zeros((len(trial_ids), len(plan)))
     examples = {}

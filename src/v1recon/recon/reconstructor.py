@@ -19,7 +19,7 @@ import torch
 
 from v1recon import EVAL_START_FRAME, FRAME_SHAPE
 from v1recon.errors import V1ReconError
-from v1recon.recon.ensemble import ENSEMBLE_SIGMA, average_reconstructions, smooth_movie
+from v1recon.recon.ensemble import ENSEMBLE_SIGMA, ensemble_movie
 from v1recon.recon.fast import FastSettings, reconstruct_fast
 from v1recon.recon.objective import CLIP_FRAMES, encoder_device, frozen
 from v1recon.recon.paper import PAPER_ITERATIONS, reconstruct_paper
@@ -94,7 +94,7 @@ def check_inputs(encoders, responses, behaviours, sources, update_mask=None) -> 
             raise V1ReconError(f"{src}: responses or behaviour contain NaN inside the valid frames.")
 
 
-def _batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Trial indices grouped by length (a batch needs one length), at most `batch_size` per batch."""
     by_len: dict[int, list[int]] = {}
     for i, length in enumerate(lengths):
@@ -153,7 +153,7 @@ def reconstruct_trials(
     groups = [[enc] for enc in encoders] if config.ensemble == "average" else [encoders]
     results: list[Reconstruction | None] = [None] * len(responses)
     with frozen(encoders):
-        for batch in _batches([r.shape[1] for r in responses], config.batch_size):
+        for batch in length_batches([r.shape[1] for r in responses], config.batch_size):
             resp = torch.as_tensor(np.stack([responses[i] for i in batch]), dtype=torch.float32, device=device)
             resp = resp.clamp_min(0)  # recorded traces are ReLU'd, as published
             beh = torch.as_tensor(np.stack([behaviours[i] for i in batch]), dtype=torch.float32, device=device)
@@ -181,12 +181,8 @@ def reconstruct_trials(
             seconds = time.perf_counter() - start
             for j, i in enumerate(batch):
                 per_model = np.stack([m[j] for m in movies])
-                if len(groups) > 1:
-                    video = average_reconstructions(per_model, config.smooth_sigma)
-                else:
-                    video = smooth_movie(per_model[0], config.smooth_sigma) if len(encoders) > 1 else per_model[0]
                 results[i] = Reconstruction(
-                    video=video,
+                    video=ensemble_movie(per_model, len(encoders), config.smooth_sigma),
                     per_model=per_model,
                     loss=_pad([lg[j] for lg in losses]),
                     correlation=_pad([c[j] for c in corrs]),

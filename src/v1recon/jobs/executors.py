@@ -1,0 +1,104 @@
+"""Executors: who runs a job's tasks. `local` runs them one after another in this process; `ray` ships them to the
+workers of a Ray cluster (a local one started for the job, or an existing one at `--address`), as many at once as
+the cluster's CPUs and GPUs allow, retrying a task whose worker died."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from v1recon.errors import V1ReconError
+from v1recon.jobs.tasks import Job, Task, execute
+
+MAX_RETRIES = 3  # re-runs of a task whose worker process died (Ray's max_retries; exceptions are not retried)
+
+
+def _bar(job: Job, todo: list[Task], progress: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=len(todo), desc=job.title, unit="task", disable=not progress)
+
+
+def _line(log, task: Task, seconds: float) -> None:
+    if log is not None:
+        log(f"{task.name}: done in {seconds:.1f} s")
+
+
+def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None) -> dict[str, Any]:
+    """In this process, in dependency order (`address` is not used)."""
+    results = {}
+    with _bar(job, todo, progress) as bar:
+        for task in todo:
+            bar.set_postfix_str(task.name)
+            results[task.name], seconds = execute(task, str(job.stamp_path(task)))
+            _line(log, task, seconds)
+            bar.update(1)
+    return results
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise V1ReconError(
+            "--executor ray needs Ray, which is not installed; install it with pip install -e '.[ray]'."
+        ) from None
+    return ray
+
+
+def _unwrap(err: Exception) -> Exception:
+    """The exception a task raised, out of Ray's wrapper."""
+    cause = getattr(err, "cause", None)
+    return cause if isinstance(cause, Exception) else err
+
+
+def run_ray(
+    job: Job, todo: list[Task], address: str | None = None, progress=True, log: Callable | None = None
+) -> dict[str, Any]:
+    """On a Ray cluster: `address` None starts a local one for this job (stopped at the end), "auto" or HOST:PORT
+    joins a running one. Tasks start as soon as the tasks they need are done."""
+    ray = _ray()
+    started_here = not ray.is_initialized()
+    if started_here:
+        options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
+        if address is None:
+            options["num_cpus"] = os.cpu_count() or 1
+        try:
+            ray.init(address=address, **options)
+        except ConnectionError as err:
+            raise V1ReconError(f"--address {address}: no Ray cluster answers there ({err}).") from None
+    remote = ray.remote(execute).options(max_retries=MAX_RETRIES)
+    waiting = {t.name: t for t in todo}
+    finished = {t.name for t in job.tasks} - set(waiting)
+    running: dict[Any, Task] = {}
+    results: dict[str, Any] = {}
+    try:
+        with _bar(job, todo, progress) as bar:
+            while waiting or running:
+                for task in [t for t in waiting.values() if all(n in finished for n in t.needs)]:
+                    ref = remote.options(num_cpus=task.cpus, num_gpus=task.gpus, name=task.name).remote(
+                        task, str(job.stamp_path(task))
+                    )
+                    running[ref] = waiting.pop(task.name)
+                bar.set_postfix_str(f"running {len(running)}, waiting {len(waiting)}")
+                ready, _ = ray.wait(list(running), num_returns=1)
+                for ref in ready:
+                    task = running.pop(ref)
+                    try:
+                        results[task.name], seconds = ray.get(ref)
+                    except Exception as err:  # the task's own exception, or its worker lost MAX_RETRIES times
+                        cause = _unwrap(err)
+                        if isinstance(cause, V1ReconError):
+                            raise V1ReconError(str(cause)) from None
+                        raise V1ReconError(f"task {task.name} failed on the Ray cluster: {cause}") from cause
+                    finished.add(task.name)
+                    _line(log, task, seconds)
+                    bar.update(1)
+    finally:
+        if started_here:
+            ray.shutdown()
+    return results
+
+
+EXECUTORS = {"local": run_local, "ray": run_ray}
