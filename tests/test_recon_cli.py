@@ -136,3 +136,39 @@ def test_first_repeats_keeps_one_trial_per_movie(data):
     for t in ids:
         same = [f for f, v in zip(firsts, videos, strict=True) if np.array_equal(rec.trial(t).video, v)]
         assert len(same) == 1 and same[0] <= t
+
+
+def test_stream_command_writes_its_outputs_and_the_report_shows_them(run, data):
+    from v1recon.data import open_recordings
+    from v1recon.report.build import render_report
+
+    (rec,) = open_recordings(data)
+    trial = rec.trial_ids(tier="final_test")[0]
+    # an offline reconstruction of the trial where the stream command looks for one
+    run_reconstruction(run, data, run / "reconstructions" / "final_test", config=ReconConfig(iterations=3),
+                       trials="1", movies=False, device="cpu", progress=False)  # fmt: skip
+    args = ["stream", run, "--trial", trial, "--window", "8", "--steps", "2", "--as-fast-as-possible"]
+    result = cli(*args, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "delay 8 frames (267 ms" in result.stdout and "streamed vs offline" in result.stdout
+    folder = run / "streams" / f"{rec.name}-trial-{trial}" / rec.name
+    for suffix in (".npz", ".json", ".mp4", ".gif", ".png"):
+        assert (folder / f"trial-{trial}{suffix}").is_file(), suffix
+    with np.load(folder / f"trial-{trial}.npz") as f:
+        assert f["reconstruction"].shape == f["truth"].shape == f["offline"].shape == (90, 36, 64)
+        assert f["push_ms"].shape == (12,) and f["loss"].shape == (1, 12)  # 90 frames in chunks of 8
+        out_s = f["frame_out_s"]
+        assert out_s.shape == (90,) and np.all(np.diff(out_s) >= 0)
+    side = json.loads((folder / f"trial-{trial}.json").read_text())
+    assert side["delay"]["frames"] == 8 and side["config"]["chunk"] == 8
+    assert side["delay"]["response_delay_frames"] <= side["delay"]["context_frames"]
+    assert side["offline"]["source"].endswith(f"final_test/{rec.name}/trial-{trial}.npz")
+    assert side["cost"]["realtime_factor"] > 0 and side["cost"]["window_passes"] > 0
+    assert {"video_correlation", "response_consistency"} <= set(side["metrics"])
+    again = cli(*args)  # the same stream again: done, kept
+    assert again.returncode == 0 and "already streamed" in again.stdout
+    bad = cli("stream", run, "--trial", "99999")
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no trial 99999" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    page = render_report(run, compute=False)
+    assert "Streamed and offline reconstructions" in page and "No streamed trials yet" not in page

@@ -362,15 +362,21 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
     }
 
 
-def write_media(stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id) -> None:
-    """The side-by-side MP4 and GIF (truth | reconstruction | error) and the PNG summary of one trial."""
+def write_media(
+    stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id, also=None, label="reconstruction"
+) -> None:
+    """The side-by-side MP4 and GIF (truth | reconstruction | error) and the PNG summary of one trial.
+
+    `also`: more movies to show beside the reconstruction ({title: (T, 36, 64)}); `label`: the reconstruction's
+    title (e.g. "streamed", whose loss curve then runs over pushes)."""
     from v1recon.experiments.common import pyplot
     from v1recon.io import atomic_path
     from v1recon.metrics.video import frame_correlations
     from v1recon.report.media import error_panel, frame_strip, write_side_by_side_movie
 
     plt = pyplot()
-    panels = {"truth": truth, "reconstruction": recon, "error": error_panel(recon, truth)}
+    shown = {"truth": truth, label: recon, **(also or {})}
+    panels = {**shown, "error": error_panel(recon, truth)}
     write_side_by_side_movie(stem.with_suffix(".mp4"), panels, mask=evaluation)
     write_side_by_side_movie(stem.with_suffix(".gif"), panels, mask=evaluation)
     n = truth.shape[0]
@@ -378,14 +384,18 @@ def write_media(stem: Path, truth, recon, evaluation, res: Reconstruction, alpha
     frames = np.linspace(start, n - 1, 6).astype(int)
     fig = plt.figure(figsize=(11, 6.5))
     grid = fig.add_gridspec(2, 3, height_ratios=[1.1, 1])
-    frame_strip(fig.add_subplot(grid[0, :]), {"truth": truth, "reconstruction": recon}, frames, mask=evaluation)
+    frame_strip(fig.add_subplot(grid[0, :]), shown, frames, mask=evaluation)
     ax = fig.add_subplot(grid[1, 0])
-    ax.plot(np.arange(start, n), frame_correlations(recon, truth, evaluation, start))
+    for title, movie in shown.items():
+        if title != "truth":
+            ax.plot(np.arange(start, n), frame_correlations(movie, truth, evaluation, start), label=title)
     ax.set(xlabel="frame", ylabel="frame correlation", title="per-frame correlation")
+    if also:
+        ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[1, 1])
     for m, curve in enumerate(res.loss):
         ax.plot(curve, label=f"model {m}")
-    ax.set(xlabel="iteration", ylabel="Poisson loss", title="loss")
+    ax.set(xlabel="push" if label == "streamed" else "iteration", ylabel="Poisson loss", title="loss")
     if len(res.loss) > 1:
         ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[1, 2])
