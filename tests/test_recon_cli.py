@@ -140,7 +140,10 @@ def test_first_repeats_keeps_one_trial_per_movie(data):
 
 def test_stream_command_writes_its_outputs_and_the_report_shows_them(run, data):
     from v1recon.data import open_recordings
-    from v1recon.report.build import render_report
+    from v1recon.jobs.stream import run_stream
+    from v1recon.recon.streaming import StreamSettings
+    from v1recon.report import build
+    from v1recon.report.sections import streams_section
 
     (rec,) = open_recordings(data)
     trial = rec.trial_ids(tier="final_test")[0]
@@ -165,10 +168,10 @@ def test_stream_command_writes_its_outputs_and_the_report_shows_them(run, data):
     assert side["offline"]["source"].endswith(f"final_test/{rec.name}/trial-{trial}.npz")
     assert side["cost"]["realtime_factor"] > 0 and side["cost"]["window_passes"] > 0
     assert {"video_correlation", "response_consistency"} <= set(side["metrics"])
-    again = cli(*args)  # the same stream again: done, kept
-    assert again.returncode == 0 and "already streamed" in again.stdout
-    bad = cli("stream", run, "--trial", "99999")
-    assert bad.returncode == 2 and bad.stderr.startswith("error:") and "no trial 99999" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
-    page = render_report(run, compute=False)
-    assert "Streamed and offline reconstructions" in page and "No streamed trials yet" not in page
+    kept = (folder / f"trial-{trial}.npz").stat().st_mtime_ns
+    again = run_stream(run, trial, settings=StreamSettings(window=8, steps=2), realtime=False, device="cpu")
+    assert again["metrics"] == side["metrics"] and (folder / f"trial-{trial}.npz").stat().st_mtime_ns == kept
+    with pytest.raises(V1ReconError, match="no trial 99999"):
+        run_stream(run, 99999)
+    section = streams_section(build.Context(*build.collect.open_run(run), compute=False))
+    assert f"{rec.name} \u00b7 trial {trial} \u00b7 streamed" in section and "<video" in section

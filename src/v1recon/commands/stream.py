@@ -10,7 +10,7 @@ from v1recon.cli import app
 from v1recon.commands.options import DEVICE_OPT
 
 # v1recon.recon.streaming.StreamSettings' defaults, repeated so that --help needs no torch (a test keeps them equal)
-WINDOW, STEPS = 24, 8
+WINDOW, STEPS = 24, 4
 
 
 @app.command("stream")
@@ -87,4 +87,4 @@ def stream(
             f" (offline {comparison['offline_video_correlation']:.3f}; streamed vs offline "
             f"{comparison['streamed_vs_offline_correlation']:.3f})"
         )
-    typer.echo(f"{line}; wrote {side['result']} and its sidecar, movies and figure")
+    typer.echo(f"{line}; wrote {side['path']} and its sidecar" + (", movies and figure" if movies else ""))

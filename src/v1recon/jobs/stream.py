@@ -141,7 +141,8 @@ def run_stream(
     device: str = "auto",
     progress: bool = True,
 ) -> dict:
-    """Stream one trial of one mouse of the run (see the module docstring); returns the sidecar's content."""
+    """Stream one trial of one mouse of the run (see the module docstring); returns the sidecar's content, with the
+    path of the trial's npz under "path"."""
     from v1recon.io import read_json
     from v1recon.jobs.mouse import load_trials, open_mouse, run_mice
     from v1recon.jobs.outputs import Input, claim_output, prepare_output
@@ -177,7 +178,7 @@ def run_stream(
     with claim_output(out, KIND, identity, config_hash(identity), inputs, overwrite) as resumed:
         if resumed and stem.with_suffix(".json").is_file():
             print(f"{stem}.npz: already streamed with this configuration (pass --overwrite to stream again)")
-            return read_json(stem.with_suffix(".json"))
+            return {**read_json(stem.with_suffix(".json")), "path": str(stem.with_suffix(".npz"))}
         stream = StreamingReconstructor(setup.encoders, setup.update_mask, settings)
         result = _replay_with_progress(stream, trials, chunk, realtime, progress)
         reference = None
@@ -185,7 +186,8 @@ def run_stream(
             reference = find_offline(setup, trial_id, oracle) or offline_movie(
                 setup, trials.responses[0], trials.behaviours[0], settings.seed, progress
             )
-        return write_stream(setup, trials, result, reference, stem, chunk, realtime, oracle, movies)
+        side = write_stream(setup, trials, result, reference, stem, chunk, realtime, oracle, movies)
+        return {**side, "path": str(stem.with_suffix(".npz"))}
 
 
 def _replay_with_progress(stream, trials, chunk: int, realtime: bool, progress: bool) -> Replay:
