@@ -28,6 +28,7 @@ from v1recon.recon.streaming import StreamingReconstructor, StreamSettings
 
 STREAMS_DIR = "streams"
 KIND = "stream"
+MIN_OFFLINE_R = 0.1  # offline video correlation below which the fraction streamed / offline is not stated
 
 
 def default_out(run_dir: str | Path, mouse: str, trial_id: int) -> Path:
@@ -235,7 +236,8 @@ def write_stream(setup, trials, result: Replay, reference, stem: Path, chunk, re
             "source": source,
             "offline_video_correlation": off_r,
             "streamed_vs_offline_correlation": video_correlation(movie, offline, evaluation),
-            "fraction_of_offline": metrics["video_correlation"] / off_r if off_r else None,
+            # a ratio to a correlation near zero says nothing (an encoder that reconstructs nothing)
+            "fraction_of_offline": metrics["video_correlation"] / off_r if off_r >= MIN_OFFLINE_R else None,
         }
         arrays["offline"] = offline.astype(np.float32)
     summary = st.summary()

@@ -25,18 +25,20 @@ def _get(side: dict, *path):
 
 def _table(streamed: list[collect.TrialFiles]) -> str:
     headers = ["mouse", "trial", "encoders", "chunk", "window (delay, ms)", "steps", "response delay (ms)",
-               "push ms (median / p95)", "real-time factor", "streamed r", "offline r", "fraction of offline",
-               "streamed vs offline r"]  # fmt: skip
+               "push ms (median / p95)", "real-time factor (wall / CPU)", "streamed r", "offline r",
+               "fraction of offline", "streamed vs offline r"]  # fmt: skip
     rows = []
     for t in streamed:
         side = t.sidecar or {}
         latency = (_get(side, "cost", "latency_median_ms"), _get(side, "cost", "latency_p95_ms"))
+        factors = (_get(side, "cost", "realtime_factor"), _get(side, "cost", "realtime_factor_cpu"))
         rows.append([
             t.mouse, t.trial_id, _get(side, "condition", "encoders"), _get(side, "config", "chunk"),
             _get(side, "delay", "ms"), _get(side, "config", "stream", "steps"),
             _get(side, "delay", "response_delay_ms"),
             " / ".join(f"{v:.0f}" for v in latency) if None not in latency else None,
-            _get(side, "cost", "realtime_factor"), _get(side, "metrics", "video_correlation"),
+            " / ".join(f"{v:.2f}" for v in factors) if None not in factors else None,
+            _get(side, "metrics", "video_correlation"),
             _get(side, "offline", "offline_video_correlation"), _get(side, "offline", "fraction_of_offline"),
             _get(side, "offline", "streamed_vs_offline_correlation"),
         ])  # fmt: skip
@@ -45,10 +47,12 @@ def _table(streamed: list[collect.TrialFiles]) -> str:
         "frames a frame stays free, the delay of every output frame; response delay: the lag by which 90 % of a "
         "frame's effect on the predicted responses is seen, measured from the encoders. Push ms: wall time of one "
         "push; real-time factor: seconds of compute per second of recording on the machine that streamed (above 1: "
-        f"slower than real time). r: video correlation with the true movie, frames {EVAL_START_FRAME} on, inside "
-        "the evaluation mask; offline: the fast method on the whole recorded trial."
+        "slower than real time), by the wall clock and by the process's CPU time (on a shared machine the CPU time "
+        f"is what an idle core would need). r: video correlation with the true movie, frames {EVAL_START_FRAME} on, "
+        "inside the evaluation mask; offline: the fast method on the whole recorded trial (the fraction is left out "
+        "when the offline r is below 0.1)."
     )
-    digits = [0, 0, 0, 0, 0, 0, 0, 0, 2, 3, 3, 2, 3]
+    digits = [0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 2, 3]
     return H.table(headers, rows, caption=caption, digits=digits)
 
 
