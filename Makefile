@@ -1,9 +1,11 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   create .venv, then run the whole pipeline on the in-silico mouse (writes runs/demo)
-#   make test   create .venv, then run the test suite
+#   make test   create .venv with the optional extras (Ray, NWB) whose tests run for real, then run the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/demo
+
+EXTRAS ?= dev,ray,nwb
 
 .PHONY: demo test lint env
 
@@ -17,10 +19,15 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
+# The optional extras, for the tests that exercise them (the core install stays without them).
+$(VENV)/.extras: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/v1recon demo $(RUN)
 
-test: $(VENV)/.installed
+test: $(VENV)/.extras
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

@@ -13,7 +13,7 @@ COMMANDS = [
     ["simulate"], ["train"], ["evaluate"], ["mask"], ["reconstruct"], ["report"], ["demo"],
     ["analyse", "resolution-noise"], ["analyse", "gratings"], ["analyse", "population"], ["analyse", "ensemble-size"],
     ["analyse", "masks"], ["analyse", "upper-bounds"], ["analyse", "rf-mapping"], ["analyse", "baselines"],
-    ["stream"],
+    ["import", "nwb"], ["import", "suite2p"], ["export", "nwb"], ["stream"],
 ]  # fmt: skip
 
 
@@ -38,3 +38,13 @@ def test_stream_help_shows_the_reconstructor_defaults():
     from v1recon.recon.streaming import StreamSettings
 
     assert (WINDOW, STEPS) == (StreamSettings().window, StreamSettings().steps)
+
+
+def test_registering_the_commands_leaves_pynwb_unimported():
+    """The core install stays free of pynwb: only the NWB code paths import it."""
+    import subprocess
+    import sys
+
+    code = "import sys; from v1recon.cli import _register_commands; _register_commands(); print('pynwb' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == "False", result.stderr

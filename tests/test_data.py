@@ -123,6 +123,26 @@ def test_written_statistics_match_numpy(tmp_path, trials):
     np.testing.assert_allclose(rec.statistics("pupil_center")["min"], pupil.min(1), rtol=1e-6)
 
 
+def test_absent_behaviour_channel_is_filled_from_the_statistics(tmp_path, caplog):
+    import logging
+
+    rng = np.random.default_rng(3)
+    trials = [make_trial(rng, i, 40) for i in range(3)]
+    trials[1].behaviour[1] = np.nan  # running speed not recorded in trial 1
+    rec = Recording(write_recording(tmp_path / "mouse", trials, np.arange(N), np.zeros((N, 3))))
+    speed = np.concatenate([trials[0].behaviour[1], trials[2].behaviour[1]]).astype(np.float64)
+    np.testing.assert_allclose(rec.statistics("behavior")["mean"][1], speed.mean(), rtol=1e-5)
+    np.testing.assert_allclose(rec.statistics("behavior")["std"][1], speed.std(), rtol=1e-5)
+    with caplog.at_level(logging.WARNING, logger="v1recon"):
+        loaded = rec.trial(1)
+    np.testing.assert_allclose(loaded.behaviour[1], speed.mean(), rtol=1e-5)
+    np.testing.assert_array_equal(loaded.behaviour[[0, 2, 3]], trials[1].behaviour[[0, 2, 3]])
+    assert list(rec.filled_behaviour) == ["running speed"]
+    assert rec.filled_behaviour["running speed"].startswith("the mean of the statistics")
+    assert "trial 1" in caplog.text and "running speed" in caplog.text
+    np.testing.assert_array_equal(rec.trial(0).behaviour, trials[0].behaviour)
+
+
 def test_hand_written_sensorium_folder_loads(tmp_path):
     tiers = ["train", "oracle", "final_test", "live_bonus"]
     root = write_by_hand(tmp_path / "dynamic1-1-1-Video-abc", [40, 50, 35, 44], t_pad=50, tiers=tiers)
@@ -278,6 +298,8 @@ def _bad_writes(rng):
     good = make_trial(rng, 0, 40)
     nan_resp = good.responses.copy()
     nan_resp[2, 7] = np.nan
+    gap = good.behaviour.copy()
+    gap[1, 5] = np.nan  # a channel is absent only when NaN throughout
     return {
         "short": ([make_trial(rng, 0, 20)], "fewer than the minimum of 31"),
         "frame size": ([with_(good, video=np.zeros((40, 32, 64)))], r"must be \(T, 36, 64\)"),
@@ -285,6 +307,7 @@ def _bad_writes(rng):
         "neurons": ([with_(good, responses=np.zeros((N + 1, 40)))], "responses must be shaped"),
         "behaviour": ([with_(good, behaviour=np.zeros((2, 40)))], "behaviour must be shaped"),
         "nan": ([with_(good, responses=nan_resp)], "NaN"),
+        "behaviour nan": ([with_(good, behaviour=gap)], "behaviour holds NaN"),
         "gap": ([good, make_trial(rng, 2, 40)], "without gaps"),
         "duplicate": ([good, good], "given twice"),
         "too long": ([make_trial(rng, 0, 70)], "more than pad_to=60"),

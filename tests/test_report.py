@@ -184,6 +184,7 @@ def _write_reconstructions(run: Path, mouse_path: Path, rng: np.random.Generator
                 f"{stem}.json",
                 {
                     "config": config,
+                    "condition": {"label": "oracle" if oracle else "ensemble"},
                     "models": {"encoders": ["ground truth"] if oracle else ["model-0", "model-1"]},
                     "mask": {"source": "masks/mouse-a.npz", "note": ""},
                     "cost": {"seconds": 1.25},
@@ -329,7 +330,7 @@ def test_example_predictions_are_computed_from_the_run_models(tmp_path):
     save_model(run / "models" / "model-0", model, {"complete": True, "mouse_names": [MOUSE], "epoch": 1})
     splits = [s.to_dict() for s in plan_splits(1, "folds", 0, 7, 0)]
     write_json(run / "run.json", {**json.loads((run / "run.json").read_text()), "splits": splits})
-    from v1recon.report.build import Context
+    from v1recon.report.context import Context
 
     ctx = Context(run, json.loads((run / "run.json").read_text()), compute=True)
     predicted, recorded, label = _computed_example(ctx, MOUSE)
@@ -337,3 +338,18 @@ def test_example_predictions_are_computed_from_the_run_models(tmp_path):
     assert np.isfinite(predicted).all() and "oracle" in label
     page = write_report(run).read_text()
     assert 'alt="example neurons of mouse-a"' in page
+
+
+def test_a_set_is_what_its_condition_label_says_not_its_folder_name():
+    from v1recon.report.collect import TrialFiles
+    from v1recon.report.sections.reconstructions import MAIN, ORACLE, set_kind
+
+    def trial(name, sidecar):
+        return TrialFiles(name, "final_test", MOUSE, 1, sidecar=sidecar)
+
+    assert set_kind([trial("oracle-looking-name", {"condition": {"label": "ensemble"}})]) == MAIN
+    assert set_kind([trial("final_test", {"condition": {"label": "oracle"}})]) == ORACLE
+    legacy = {"config": {"ensemble": "gradient", "oracle": False}, "models": {"encoders": ["model-0", "model-1"]}}
+    assert set_kind([trial("final_test", legacy)]) == "video_corr_gradient_ensembling"  # derived from the config
+    unsmoothed = {"config": {"smooth_sigma": 0}, "models": {"encoders": ["model-0", "model-1"]}}
+    assert set_kind([trial("x", unsmoothed)]) == "video_corr_no_smoothing"

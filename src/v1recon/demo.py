@@ -27,7 +27,7 @@ TIER = "final_test"
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """What the demo runs; the defaults fit the CPU budget of the README (about 40 minutes on 2 cores)."""
+    """What the demo runs; the defaults fit the CPU budget of the README (about 35 minutes on 2 cores)."""
 
     sim_preset: str = "default"
     mice: int = 2

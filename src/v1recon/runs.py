@@ -156,12 +156,14 @@ def recording_identity(recording) -> dict:
     digests = [
         file_digest(p) for p in (root / "meta/trials/tiers.npy", root / "meta/neurons/unit_ids.npy") if p.is_file()
     ]
+    filled = getattr(recording, "filled_behaviour", None)  # behaviour channels not recorded, filled by the reader
     return {
         "name": recording.name,
         "path": str(root.resolve()),
         "n_neurons": int(recording.n_neurons),
         "n_trials": len(recording.trials),
         "identity": "-".join(digests),
+        **({"filled_behaviour": dict(filled)} if filled else {}),
     }
 
 

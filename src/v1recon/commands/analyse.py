@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from v1recon import FAST_MAX_STEPS, PUBLISHED_ITERATIONS
 from v1recon.cli import app
 
 analyse_app = typer.Typer(
@@ -24,8 +25,8 @@ ITER_OPT = typer.Option(
     60,
     "--iterations",
     min=1,
-    help="Optimiser steps per reconstruction (default: 60, sized for a CPU; the fast method's own limit is 200 and it "
-    "stops earlier on a plateau; the paper method publishes 1000).",
+    help=f"Optimiser steps per reconstruction (default: 60, sized for a CPU; the fast method's own limit is "
+    f"{FAST_MAX_STEPS} and it stops earlier on a plateau; the paper method publishes {PUBLISHED_ITERATIONS}).",
 )
 FRAMES_OPT = typer.Option(
     90,

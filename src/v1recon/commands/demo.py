@@ -51,7 +51,7 @@ def demo(
     """Simulate the in-silico mouse, train the encoder ensemble, learn the masks, reconstruct the held-out test
     movies (ensemble, oracle through the true model, upper bound from predicted responses), evaluate everything
     against the ground truth and write RUN/report.html. Resumable: a second run reuses the stages that are done.
-    About 40 minutes on a 2-core CPU with the defaults (30 of them training)."""
+    About 35 minutes on a 2-core CPU with the defaults (30 of them training)."""
     from v1recon.demo import Demo
 
     if overwrite and run.is_dir():

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from v1recon import CPU_MASK_ITERATIONS, EVAL_THRESHOLD, PUBLISHED_ITERATIONS, UPDATE_THRESHOLD
 from v1recon.cli import app
 from v1recon.commands.options import ADDRESS_OPT, DEVICE_OPT, EXECUTOR_OPT
 
@@ -15,15 +16,21 @@ def mask(
     run: Path = typer.Argument(..., help="Run folder written by `v1recon train`; masks go to RUN/masks/<mouse>.npz."),
     data: Path = typer.Option(..., "--data", help="A mouse folder (Sensorium layout) or a folder of mouse folders."),
     iterations: int = typer.Option(
-        150,
+        CPU_MASK_ITERATIONS,
         "--iterations",
-        help="Mask iterations (one 32-frame pair of training trials each) (default: 150, "
-        "affordable on a CPU; the published procedure runs 1000).",
+        help=f"Mask iterations (one 32-frame pair of training trials each) (default: {CPU_MASK_ITERATIONS}, "
+        f"affordable on a CPU; the published procedure runs {PUBLISHED_ITERATIONS}).",
     ),
     update_threshold: float = typer.Option(
-        0.5, "--update-threshold", help="Pixels with alpha >= this are updated during reconstruction."
+        UPDATE_THRESHOLD,
+        "--update-threshold",
+        help=f"Pixels with alpha >= this are updated during reconstruction (default: {UPDATE_THRESHOLD:g}, published).",
     ),
-    eval_threshold: float = typer.Option(1.0, "--eval-threshold", help="Pixels with alpha >= this are evaluated."),
+    eval_threshold: float = typer.Option(
+        EVAL_THRESHOLD,
+        "--eval-threshold",
+        help=f"Pixels with alpha >= this are evaluated (default: {EVAL_THRESHOLD:g}, published).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (initial map, trial pairs)."),
     device: str = DEVICE_OPT,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace masks trained with another configuration."),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from v1recon import FAST_MAX_STEPS, PUBLISHED_ITERATIONS
 from v1recon.cli import app
 from v1recon.commands.options import ADDRESS_OPT, DEVICE_OPT, EXECUTOR_OPT
 
@@ -38,8 +39,8 @@ def reconstruct(
     iterations: int = typer.Option(
         None,
         "--iterations",
-        help="paper: iterations (default: 1000, as published); fast: the step limit "
-        " (default: 100; it usually stops earlier on a loss plateau).",
+        help=f"paper: iterations (default: {PUBLISHED_ITERATIONS}, as published); fast: the step limit "
+        f"(default: {FAST_MAX_STEPS}; it usually stops earlier on a loss plateau).",
     ),
     device: str = DEVICE_OPT,
     batch_size: int = typer.Option(4, "--batch-size", help="Trials optimised together in one batch."),

@@ -7,6 +7,12 @@ What is checked when:
 - On `Recording.trial` (reads the whole trial): NaN inside the valid frames of the video, responses or behaviour,
   and valid frames after the NaN padding has started.
 
+A behaviour channel that is NaN over all of a trial's valid frames was not recorded (imports without running speed
+or eye tracking write it so). `Recording.trial` fills it, here and nowhere else, with the channel's mean from the
+recording's statistics, or with 0 where the statistics hold none, says so once per recording and channel (a
+warning on the `v1recon` logger, printed on stderr) and lists it in `Recording.filled_behaviour`, so everything
+downstream sees a full (4, T) behaviour.
+
 The valid length of a trial is min(first NaN along time in the video, first NaN in the responses), read from
 pixel (0, 0) and neuron 0. Behaviour never sets it: the public release does not NaN-pad behaviour.
 A trial whose responses are all zero within its valid frames (the held-back test tiers) has no responses.
@@ -15,6 +21,7 @@ The trial table is cached (see `cache`), keyed by the size and modification time
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -31,6 +38,8 @@ TIERS = ("train", "oracle", "live_test", "final_test", "none", "live_bonus", "fi
 STAT_KINDS = ("videos", "responses", "behavior", "pupil_center")
 DATA_KINDS = ("videos", "responses", "behavior", "pupil_center")
 MIN_FRAMES = 31  # one full 30-frame context window plus a frame to predict
+BEHAVIOUR_CHANNELS = ("pupil dilation", "running speed", "pupil x", "pupil y")
+_log = logging.getLogger("v1recon")
 _SAMPLE_ROWS = 64  # neurons probed before scanning a whole response array for non-zero values
 
 
@@ -127,7 +136,8 @@ class Recording:
     """One mouse folder in the Sensorium layout; validated on open (see module notes), trials loaded on demand.
 
     Attributes: path, name, n_neurons (N), trials (list of TrialInfo, by trial id), unit_ids (N,),
-    coordinates (N, 3) cortical position in microns, pad_length (largest T_pad of any file).
+    coordinates (N, 3) cortical position in microns, pad_length (largest T_pad of any file), filled_behaviour
+    ({channel: how it was filled} for the absent behaviour channels met so far, see the module notes).
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -154,6 +164,7 @@ class Recording:
         self._files = self._trial_table(tiers)
         self.trials = [f.info for f in self._files]
         self.pad_length = max((f.pad_length for f in self._files), default=0)
+        self.filled_behaviour: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"Recording({str(self.path)!r}, neurons={self.n_neurons}, trials={len(self.trials)})"
@@ -254,12 +265,41 @@ class Recording:
             responses = np.array(responses_mm[:, :length], dtype=np.float32)
             _check_finite(responses, paths["responses"])
             _check_padding(responses_mm[:, files.responses_end :], files.responses_end, paths["responses"])
-        rows = []
-        for kind in ("behavior", "pupil_center"):
-            arr = np.array(load_npy(paths[kind])[:, :length], dtype=np.float32)
-            _check_finite(arr, paths[kind])
-            rows.append(arr)
-        return Trial(info.trial_id, info.tier, video, responses, np.concatenate(rows))
+        kinds = ("behavior", "pupil_center")
+        behaviour = np.concatenate([np.array(load_npy(paths[k])[:, :length], dtype=np.float32) for k in kinds])
+        absent = np.isnan(behaviour).all(axis=1)
+        if absent.any():
+            behaviour[absent] = self._absent_behaviour(absent, info.trial_id)[absent, None]
+        for k, kind in enumerate(kinds):
+            _check_finite(behaviour[2 * k : 2 * k + 2], paths[kind])
+        return Trial(info.trial_id, info.tier, video, responses, behaviour)
+
+    def behaviour_fill(self) -> tuple[np.ndarray, np.ndarray]:
+        """What an absent behaviour channel is filled with: values (4,) float32, the mean of the recording's
+        statistics, and from_statistics (4,) bool, False where the statistics hold none (missing or not finite:
+        the value is then 0)."""
+        values, known = np.zeros(4, np.float32), np.zeros(4, bool)
+        for k, kind in enumerate(("behavior", "pupil_center")):
+            path = self.path / "meta" / "statistics" / kind / "all" / "mean.npy"
+            mean = np.asarray(load_npy(path, mmap=False), np.float32).reshape(-1)[:2] if path.is_file() else []
+            for j, value in enumerate(mean):
+                if np.isfinite(value):
+                    values[2 * k + j], known[2 * k + j] = value, True
+        return values, known
+
+    def _absent_behaviour(self, absent: np.ndarray, trial_id: int) -> np.ndarray:
+        """The fill values; records and reports each channel the first time it is found absent."""
+        values, known = self.behaviour_fill()
+        new = [BEHAVIOUR_CHANNELS[k] for k in np.flatnonzero(absent)]
+        new = [c for c in new if c not in self.filled_behaviour]
+        for c in new:
+            k = BEHAVIOUR_CHANNELS.index(c)
+            how = f"the mean of the statistics ({values[k]:.4g})" if known[k] else "0 (no statistics)"
+            self.filled_behaviour[c] = how
+        if new:
+            filled = "; ".join(f"{c} with {self.filled_behaviour[c]}" for c in new)
+            _log.warning(f"note: {self.path}: behaviour not recorded (first in trial {trial_id}), filled: {filled}.")
+        return values
 
     def video_frames(self, trial_id: int, frames: Iterable[int]) -> np.ndarray:
         """Selected valid frames of a trial's video, (len(frames), 36, 64) float32, without loading the rest."""

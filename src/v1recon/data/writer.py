@@ -4,6 +4,10 @@ Statistics written (meta/statistics/<kind>/all/{mean,std,min,max,median}.npy, fl
 videos 0-d (over all pixels and valid frames), behavior and pupil_center (2,), responses (N,) per neuron over the
 valid frames of trials that have responses (the public release stores per-frame (N, T_pad) response statistics;
 the reader accepts both). See `stats.RunningSummary` for how the median is estimated.
+
+A behaviour channel that was not recorded in a trial is given as NaN over the whole trial: it is written so (the
+reader fills it, see `recording`), and left out of that channel's statistics, which are NaN when no trial
+recorded the channel.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from v1recon import FRAME_SHAPE
 from v1recon.data.recording import DATA_KINDS, MIN_FRAMES, TIERS, Trial, load_npy
-from v1recon.data.stats import RunningSummary
+from v1recon.data.stats import STAT_NAMES, RunningSummary
 from v1recon.errors import V1ReconError
 from v1recon.io import atomic_path
 
@@ -51,9 +55,29 @@ def _check_trial(trial: Trial, n_neurons: int, pad_to: int | None, where: Path) 
         arr = np.asarray(getattr(trial, name))
         if arr.shape != shape:
             raise V1ReconError(f"{where}: trial {trial.trial_id} {name} must be shaped {shape}, got {arr.shape}.")
+        if name == "behaviour":
+            arr = arr[~np.isnan(arr).all(axis=1)]  # channels not recorded are NaN throughout
         if not np.isfinite(arr).all():
             raise V1ReconError(f"{where}: trial {trial.trial_id} {name} holds NaN or infinite values.")
     return length
+
+
+class _ChannelSummaries:
+    """Statistics of behaviour rows kept per channel, so that a channel absent from a trial (NaN throughout) is
+    left out of its own statistics only; NaN for a channel no trial recorded."""
+
+    def __init__(self, n_channels: int):
+        self.channels = [RunningSummary(1) for _ in range(n_channels)]
+
+    def update(self, block: np.ndarray) -> None:
+        for summary, row in zip(self.channels, block, strict=True):
+            if not np.isnan(row).all():
+                summary.update(row[None])
+
+    def summary(self) -> dict[str, np.ndarray]:
+        absent = {name: np.full(1, np.nan, np.float32) for name in STAT_NAMES}
+        per = [s.summary() if s.count else absent for s in self.channels]
+        return {name: np.concatenate([p[name] for p in per]) for name in STAT_NAMES}
 
 
 def write_recording(
@@ -110,13 +134,13 @@ def write_recording(
 
 def _write_trials(
     tmp: Path, final: Path, trials: Iterable[Trial], n: int, pad_to: int | None
-) -> tuple[dict[int, str], dict[int, int], dict[str, RunningSummary]]:
+) -> tuple[dict[int, str], dict[int, int], dict]:
     """Write every trial's four files into `tmp`, feeding the running statistics; returns tiers and lengths."""
     summaries = {
         "videos": RunningSummary(1, scalar=True),
         "responses": RunningSummary(n),
-        "behavior": RunningSummary(2),
-        "pupil_center": RunningSummary(2),
+        "behavior": _ChannelSummaries(2),
+        "pupil_center": _ChannelSummaries(2),
     }
     tiers: dict[int, str] = {}
     lengths: dict[int, int] = {}

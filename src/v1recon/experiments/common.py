@@ -74,7 +74,8 @@ def constant_behaviour(recordings: Sequence, n_frames: int) -> np.ndarray:
         beh = np.asarray(rec.statistics("behavior")["mean"], np.float32).reshape(-1)[:2]
         pupil = np.asarray(rec.statistics("pupil_center")["mean"], np.float32).reshape(-1)[:2]
         rows.append(np.concatenate([beh, pupil]))
-    values = np.max(np.stack(rows), axis=0)
+    # a channel no trial recorded has NaN statistics; the reader fills it with 0, and so does this
+    values = np.max(np.nan_to_num(np.stack(rows), nan=0.0), axis=0)
     return np.repeat(values[:, None], n_frames, axis=1).astype(np.float32)
 
 

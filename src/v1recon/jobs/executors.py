@@ -1,6 +1,7 @@
 """Executors: who runs a job's tasks. `local` runs them one after another in this process; `ray` ships them to the
 workers of a Ray cluster (a local one started for the job, or an existing one at `--address`), as many at once as
-the cluster's CPUs and GPUs allow, retrying a task whose worker died."""
+the cluster's CPUs and GPUs allow, retrying a task whose worker died. A local cluster gets every core of this machine,
+or the number in the environment variable V1RECON_RAY_CPUS."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from v1recon.errors import V1ReconError
 from v1recon.jobs.tasks import Job, Task, execute
 
+LOCAL_CPUS_VARIABLE = "V1RECON_RAY_CPUS"  # CPUs of a local Ray cluster (default: every core of this machine)
 MAX_RETRIES = 3  # re-runs of a task whose worker process died (Ray's max_retries; exceptions are not retried)
 
 
@@ -20,19 +22,21 @@ def _bar(job: Job, todo: list[Task], progress: bool):
     return tqdm(total=len(todo), desc=job.title, unit="task", disable=not progress)
 
 
-def _line(log, task: Task, seconds: float) -> None:
+def _finished(task: Task, result, seconds: float, log, on_done) -> None:
     if log is not None:
         log(f"{task.name}: done in {seconds:.1f} s")
+    if on_done is not None:
+        on_done(task.name, result)
 
 
-def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None) -> dict[str, Any]:
+def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None, on_done=None) -> dict[str, Any]:
     """In this process, in dependency order (`address` is not used)."""
     results = {}
     with _bar(job, todo, progress) as bar:
         for task in todo:
             bar.set_postfix_str(task.name)
             results[task.name], seconds = execute(task, str(job.stamp_path(task)))
-            _line(log, task, seconds)
+            _finished(task, results[task.name], seconds, log, on_done)
             bar.update(1)
     return results
 
@@ -54,7 +58,12 @@ def _unwrap(err: Exception) -> Exception:
 
 
 def run_ray(
-    job: Job, todo: list[Task], address: str | None = None, progress=True, log: Callable | None = None
+    job: Job,
+    todo: list[Task],
+    address: str | None = None,
+    progress=True,
+    log: Callable | None = None,
+    on_done: Callable | None = None,
 ) -> dict[str, Any]:
     """On a Ray cluster: `address` None starts a local one for this job (stopped at the end), "auto" or HOST:PORT
     joins a running one. Tasks start as soon as the tasks they need are done."""
@@ -63,7 +72,7 @@ def run_ray(
     if started_here:
         options: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
         if address is None:
-            options["num_cpus"] = os.cpu_count() or 1
+            options["num_cpus"] = int(os.environ.get(LOCAL_CPUS_VARIABLE) or os.cpu_count() or 1)
         try:
             ray.init(address=address, **options)
         except ConnectionError as err:
@@ -93,7 +102,7 @@ def run_ray(
                             raise V1ReconError(str(cause)) from None
                         raise V1ReconError(f"task {task.name} failed on the Ray cluster: {cause}") from cause
                     finished.add(task.name)
-                    _line(log, task, seconds)
+                    _finished(task, results[task.name], seconds, log, on_done)
                     bar.update(1)
     finally:
         if started_here:

@@ -9,12 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from v1recon import CPU_MASK_ITERATIONS, EVAL_START_FRAME, EVAL_THRESHOLD, PUBLISHED_ITERATIONS, UPDATE_THRESHOLD
 from v1recon.errors import V1ReconError
 from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, config_hash, run_job
 from v1recon.recon.masks import mask_path
-
-CPU_MASK_ITERATIONS = 150  # default on the CPU; the published procedure runs 1000 (use --iterations 1000)
-PUBLISHED_MASK_ITERATIONS = 1000
 
 
 @lru_cache(maxsize=4)
@@ -48,12 +46,12 @@ def train_mouse_mask(
     save_mask(
         path,
         mask,
-        config={"iterations": iterations, "seed": seed, "published_iterations": PUBLISHED_MASK_ITERATIONS},
+        config={"iterations": iterations, "seed": seed, "published_iterations": PUBLISHED_ITERATIONS},
         data=recording_identity(rec),
         models={"run": str(run_dir), "count": len(encoders)},
     )
     first = rec.trial(train_ids[0]).video
-    draw_mask(path.with_suffix(".png"), mask, first[min(30, first.shape[0] - 1)], title=rec.name)
+    draw_mask(path.with_suffix(".png"), mask, first[min(EVAL_START_FRAME, first.shape[0] - 1)], title=rec.name)
     return mask.summary()
 
 
@@ -79,8 +77,8 @@ def run_masks(
     run_dir,
     data,
     iterations: int = CPU_MASK_ITERATIONS,
-    update_threshold: float = 0.5,
-    eval_threshold: float = 1.0,
+    update_threshold: float = UPDATE_THRESHOLD,
+    eval_threshold: float = EVAL_THRESHOLD,
     seed: int = 0,
     device: str = "auto",
     overwrite: bool = False,

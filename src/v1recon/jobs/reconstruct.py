@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon import EVAL_START_FRAME, FRAME_SHAPE
+from v1recon import EVAL_START_FRAME, FAST_MAX_STEPS, FRAME_SHAPE, PUBLISHED_ITERATIONS
 from v1recon.errors import V1ReconError
 from v1recon.jobs.mouse import MouseSetup, TrialSet, load_trials, open_mouse, predicted_responses, select_trials
 from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, config_hash, run_job
 from v1recon.recon.reconstructor import ReconConfig, Reconstruction, length_batches, reconstruct_trials
 
-PAPER_ITERATIONS_NOTE = 1000  # the published loop's iterations (the paper method's default)
 PARTS_DIR = ".parts"
 SUMMARY_COLUMNS = (
     "mouse",
@@ -64,14 +63,32 @@ def parse_models(spec: str | None, n_models: int, where: str) -> list[int] | Non
     return idx
 
 
-def condition(oracle: bool, from_predicted: bool) -> dict:
-    """What a reconstruction set is, as the report reads it: which encoders, from which responses."""
-    encoders = "true model" if oracle else "ensemble"
-    responses = "predicted" if from_predicted else "recorded"
-    label = {(False, False): "ensemble", (True, False): "oracle", (False, True): "upper bound"}.get(
-        (oracle, from_predicted), "true model, predicted responses"
-    )
-    return {"label": label, "encoders": encoders, "responses": responses}
+def condition(
+    oracle: bool, from_predicted: bool, ensemble: str = "average", smooth_sigma: float = 0.5, n_encoders: int = 1,
+    masked: bool = True,
+) -> dict:  # fmt: skip
+    """What a reconstruction set is, as the report reads it: its label (ensemble, oracle, upper bound, gradient
+    ensembling, no smoothing, no mask), which encoders, from which responses."""
+    if oracle:
+        label = "true model, predicted responses" if from_predicted else "oracle"
+    elif from_predicted:
+        label = "upper bound"
+    elif ensemble == "gradient":
+        label = "gradient ensembling"
+    elif smooth_sigma == 0 and n_encoders > 1:
+        label = "no smoothing"
+    else:
+        label = "ensemble" if masked else "no mask"
+    return {
+        "label": label,
+        "encoders": "true model" if oracle else "ensemble",
+        "responses": "predicted" if from_predicted else "recorded",
+    }
+
+
+def job_condition(job: JobSettings, n_encoders: int) -> dict:
+    return condition(job.oracle, job.from_predicted, job.config.ensemble, job.config.smooth_sigma, n_encoders,
+                     job.use_mask)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,11 @@ class JobSettings:
     use_mask: bool
     movies: bool
     progress: bool = True
+
+    def described(self) -> dict:
+        """The configuration written into the sidecars and summary.json."""
+        flags = {"tier": self.tier, "oracle": self.oracle, "from_predicted": self.from_predicted}
+        return {**self.config.to_dict(), **flags}
 
     @property
     def key(self) -> tuple:
@@ -141,7 +163,7 @@ def reconstruct_part(job: JobSettings, mouse: str, trial_ids: tuple[int, ...], b
     setup, trials = _open(job.key, mouse), _trials(job, mouse, trial_ids)
     encoders = setup.encoders if model is None else [setup.encoders[model]]
     seed_everything(job.config.seed)
-    iterations = job.config.iterations or (PAPER_ITERATIONS_NOTE if job.config.method == "paper" else None)
+    iterations = job.config.iterations or (PUBLISHED_ITERATIONS if job.config.method == "paper" else FAST_MAX_STEPS)
     name = setup.encoder_names[model] if model is not None else "models"
     bar = tqdm(total=iterations, desc=f"{mouse} batch {batch} {name}", leave=False, disable=not job.progress)
     results = reconstruct_trials(
@@ -252,8 +274,9 @@ def run_reconstruction(
     """Reconstruct a tier's trials of every mouse of the run found in `data`; returns the summary dict.
 
     `one_repeat` keeps only the first repeat of each distinct movie before `trials` selects among them."""
+    from v1recon import CPU_MASK_ITERATIONS
     from v1recon.device import pick_device
-    from v1recon.jobs.masks import CPU_MASK_ITERATIONS, config_of_masks, run_masks
+    from v1recon.jobs.masks import config_of_masks, run_masks
     from v1recon.jobs.mouse import run_mice
     from v1recon.jobs.outputs import Input, claim_output, prepare_output
     from v1recon.recon.reconstructor import check_inputs
@@ -290,7 +313,7 @@ def run_reconstruction(
     with claim_output(out, "reconstruct", identity, config_hash(identity), inputs, overwrite):
         results = run_job(tasks, executor, address, progress)
         rows = [row for name in finals for row in results[name]]
-        summary = _summary(rows, config, tier, oracle, from_predicted)
+        summary = _summary(rows, job, len(plans[0][0].encoders))
         _write_summary(out, summary)
     print(format_table(rows))
     return summary
@@ -331,8 +354,8 @@ def write_trial(setup: MouseSetup, trials: TrialSet, k: int, res: Reconstruction
     )
     write_sidecar(
         stem.with_suffix(".npz"),
-        config={**config.to_dict(), "tier": tier, "oracle": job.oracle, "from_predicted": job.from_predicted},
-        condition=condition(job.oracle, job.from_predicted),
+        config=job.described(),
+        condition=job_condition(job, len(setup.encoders)),
         seed=config.seed,
         data={**recording_identity(setup.recording), "trial": trial_id, "tier": tier, "frames": int(truth.shape[0])},
         models={"run": str(job.run_dir), "encoders": setup.encoder_names},
@@ -410,11 +433,11 @@ def write_media(
 
 
 # -- the job's summary -----------------------------------------------------------------------------------------------
-def _summary(rows, config: ReconConfig, tier, oracle, from_predicted) -> dict:
+def _summary(rows, job: JobSettings, n_encoders: int) -> dict:
     means = {c: float(np.mean([r[c] for r in rows])) for c in SUMMARY_COLUMNS[2:]}
     return {
-        "config": {**config.to_dict(), "tier": tier, "oracle": oracle, "from_predicted": from_predicted},
-        "condition": condition(oracle, from_predicted),
+        "config": job.described(),
+        "condition": job_condition(job, n_encoders),
         "trials": rows,
         "mean": means,
         "seconds_total": float(sum(r["seconds"] for r in rows)),

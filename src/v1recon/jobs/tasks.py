@@ -85,15 +85,14 @@ class Job:
         return stamp if stamp is not None and all(Path(p).exists() for p in task.outputs) else None
 
     def finished(self) -> dict[str, dict]:
-        """Stamps of every task that need not run: done, or stamped with all the tasks that read its outputs done
+        """Stamps ({} where none) of every task that need not run: done, or read only by tasks that need not run
         (intermediate files may be removed once consumed)."""
         out: dict[str, dict] = {}
         for task in reversed(self.order()):
-            stamp = self.stamp(task)
-            if stamp is None:
-                continue
             readers = [t.name for t in self.tasks if task.name in t.needs]
-            if all(Path(p).exists() for p in task.outputs) or (readers and all(r in out for r in readers)):
+            if readers and all(r in out for r in readers):
+                out[task.name] = self.stamp(task) or {}
+            elif (stamp := self.done(task)) is not None:
                 out[task.name] = stamp
         return out
 
@@ -133,9 +132,10 @@ def run_job(
     address: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    on_done: Callable[[str, Any], None] | None = None,
 ) -> dict[str, Any]:
     """Run the tasks of `job` that are not done with `executor` ("local" or "ray"); returns every task's result
-    (from its stamp for the tasks already done), by task name."""
+    (from its stamp for the tasks already done), by task name. `on_done(name, result)` follows each task run."""
     from v1recon.jobs.executors import EXECUTORS
 
     if executor not in EXECUTORS:
@@ -145,7 +145,7 @@ def run_job(
     todo = [task for task in job.order() if task.name not in finished]
     if todo:
         job.stamps.mkdir(parents=True, exist_ok=True)
-        results.update(EXECUTORS[executor](job, todo, address=address, progress=progress, log=log))
+        results.update(EXECUTORS[executor](job, todo, address=address, progress=progress, log=log, on_done=on_done))
     elif log is not None:
         log(f"{job.title}: all {len(job.tasks)} tasks already done")
     return results

@@ -20,6 +20,7 @@ neurons and 33 instead of 55 of the others are more than 3 px off (162 trials, f
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -80,7 +81,7 @@ def rf_positions(
     if not videos or len(videos) != len(responses):
         raise V1ReconError("rf_positions needs the same positive number of videos and response arrays.")
     sums = None
-    for video, resp in list(zip(videos, responses, strict=True))[:max_trials]:
+    for video, resp in itertools.islice(zip(videos, responses, strict=True), max_trials):  # one trial at a time
         if np.shape(resp)[1] != len(video):
             frames = np.shape(resp)[1]
             raise V1ReconError(f"rf_positions: a trial has {len(video)} video frames but {frames} of responses.")
@@ -135,7 +136,8 @@ def estimate_gaze(
     of the gaze correction that makes the RF maps sharpest (see the module docstring). Each axis in turn: the mean
     peak correlation of the pooled maps at GAZE_STEPS_PX shifts per SD of the pupil, then the vertex of the parabola
     through the best step and its neighbours. pupils[i] (2, T_i)."""
-    videos, pupils, responses = list(videos)[:max_trials], list(pupils)[:max_trials], list(responses)[:max_trials]
+    n = min(len(videos), max_trials)
+    videos, pupils, responses = list(videos[:n]), list(pupils[:n]), [responses[i] for i in range(n)]
     stacked = np.concatenate(pupils, axis=1)
     reference, spread = stacked.mean(1), stacked.std(1) + 1e-6
     gain = np.zeros(2)

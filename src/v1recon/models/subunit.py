@@ -19,6 +19,7 @@ Whole trials run in one pass; the cost is one small matrix product per frame and
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -238,7 +239,7 @@ class Subunit(CausalWholeTrialModel):
         n_basis = self.basis.shape[0]
         prior = torch.zeros(r.n_neurons, n_basis, n_basis, dtype=torch.float64)
         weighted, total, frames = torch.zeros_like(prior), torch.zeros(r.n_neurons, dtype=torch.float64), 0
-        for video, resp in list(zip(videos, responses, strict=True))[:max_trials]:
+        for video, resp in itertools.islice(zip(videos, responses, strict=True), max_trials):  # one at a time
             x = F.pad((torch.as_tensor(video, dtype=torch.float32) - 127.5) / 64.0, (pad, pad, pad, pad))
             u = x.reshape(x.shape[0], -1)[:, index] @ self.basis.T  # (T, N, F) basis responses at each window
             u = causal_conv(u.permute(1, 2, 0), kernel)[..., skip_frames:]  # (N, F, T')

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from v1recon import FAST_MAX_STEPS
 from v1recon.device import autocast
 from v1recon.models.base import WindowGeometry
 from v1recon.recon.objective import (
@@ -41,7 +42,7 @@ from v1recon.recon.objective import (
 class FastSettings:
     """Knobs of the fast method (defaults tuned on the in-silico mouse; grey levels and optimiser steps)."""
 
-    max_steps: int = 100  # upper bound on optimiser steps
+    max_steps: int = FAST_MAX_STEPS  # upper bound on optimiser steps
     lr: float = 0.7  # typical (RMS) step of each scale's component, grey levels
     warmup: int = 5  # steps of linear warm-up
     final_lr_fraction: float = 0.1  # cosine decay to this fraction of lr at max_steps

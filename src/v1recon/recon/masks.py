@@ -20,14 +20,11 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter
 
-from v1recon import FRAME_SHAPE
+from v1recon import EVAL_THRESHOLD, FRAME_SHAPE, PUBLISHED_ITERATIONS, UPDATE_THRESHOLD
 from v1recon.errors import V1ReconError
 from v1recon.recon.objective import CLIP_FRAMES, encoder_device, frozen, predict_clips
 from v1recon.recon.paper import GRAD_NORM_EPS
 
-PUBLISHED_ITERATIONS = 1000
-UPDATE_THRESHOLD = 0.5
-EVAL_THRESHOLD = 1.0
 MASK_STEP = 10.0
 MASK_BLUR_SIGMA = 5.0  # pixels
 MASK_INIT_SCALE = 0.05

@@ -20,12 +20,13 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from v1recon import PUBLISHED_ITERATIONS
 from v1recon.recon.objective import CLIP_FRAMES, escape_saddle, poisson_nll, predict_clips
 
 SUBBATCH_STRIDE = 8
 GRAD_NORM_EPS = 1e-6
 PAPER_LR = 1000.0
-PAPER_ITERATIONS = 1000
+PAPER_ITERATIONS = PUBLISHED_ITERATIONS
 WARMUP_ITERATIONS = 10
 BETA1, BETA2 = 0.9, 0.999
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from v1recon.errors import V1ReconError
@@ -65,23 +66,28 @@ def train_run(
     n_folds: int = N_FOLDS,
     test_fold: int = TEST_FOLD,
     log=print,
+    executor: str = "local",
+    address: str | None = None,
+    devices: int = 1,
     **config_overrides,
 ) -> RunInfo:
     """Train an ensemble of `n_models` multi-mouse models on every mouse found under `data`; write RUN `out`.
 
-    Re-running with the same arguments resumes: finished models are skipped, an unfinished one continues from
-    its last complete epoch. `time_budget_min` (minutes, this invocation, all models together) shortens every
-    model's epochs so the whole run fits. `config_overrides` go to `train_config` (epochs, batch_size, lr, ...).
+    A job of tasks (v1recon.jobs.tasks): `start` finds the data-driven starting points once per mouse (RF centres,
+    gaze correction, subunit filters), then one task per model trains it. Re-running with the same arguments resumes:
+    finished models are skipped, an unfinished one continues from its last complete epoch. `time_budget_min`
+    (minutes, this invocation, all models together, the start included) shortens every model's epochs so the whole
+    run fits. `devices` > 1 trains each model with data parallelism over that many processes (DDP). With `executor`
+    "ray" the models train in parallel on a Ray cluster. `config_overrides` go to `train_config` (epochs, ...).
     """
     from v1recon.data import open_recordings
-    from v1recon.device import pick_device, seed_everything
+    from v1recon.device import pick_device
+    from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, run_job
     from v1recon.models import build_model
-    from v1recon.training.clips import load_training_trials
     from v1recon.training.config import train_config
-    from v1recon.training.start import SharedStart
-    from v1recon.training.trainer import Trainer
 
     t0 = time.perf_counter()
+    deadline = time.time() + time_budget_min * 60 if time_budget_min is not None else None
     out = Path(out)
     config = train_config(preset, **config_overrides)
     splits = plan_splits(n_models, ensemble, seed, n_folds, test_fold)
@@ -99,57 +105,162 @@ def train_run(
         train_config=config.to_dict(),
     )
     build_model(preset, fresh.neuron_counts, **config.model_overrides)  # unknown preset: fail before writing
+    dev = str(pick_device(device))
     run = _prepare_out(out, fresh, overwrite)
-    torch_device = pick_device(device)
 
-    mice = []
-    for r in tqdm_iter(recordings, "loading trials", progress):
-        mice.append(load_training_trials(r, n_folds))
-    run.timings["load_seconds"] = round(time.perf_counter() - t0, 2)
-    n_trials = sum(len(m.trial_ids) for m in mice)
-    log(f"loaded {n_trials} training trials of {len(mice)} mice in {run.timings['load_seconds']} s")
-
-    status = {m["index"]: m for m in run.models}
-    # RF starts computed once per mouse from every fold outside the held-out one: precise centres need the trials
-    # (in silico 162 trials leave 50 of 180 fine-grained neurons > 3 px off, 92 trials 74)
-    shared = SharedStart(tuple(f for f in range(n_folds) if f != test_fold))
+    identity = {k: v for k, v in run.to_dict().items() if k in _SAME_RUN_KEYS}
+    identity["mice"] = [{k: m[k] for k in ("name", "n_neurons", "identity")} for m in run.mice]
+    gpus = 1.0 if dev.startswith("cuda") else 0.0
+    common = dict(run_dir=str(out.resolve()), device=dev, progress=progress and executor == "local")
+    start = Task("start", compute_start, common, (start_path(out),), identity, gpus=gpus)
+    tasks = [start]
     for split in splits:
         k = split.model_index
-        if status.get(k, {}).get("complete"):
-            log(f"model {k}: already trained, skipped")
-            continue
-        seed_everything(split.seed)
-        model = build_model(preset, run.neuron_counts, **config.model_overrides)
-        extra = {
-            "preset": preset,
-            "neuron_counts": run.neuron_counts,
-            "mouse_names": run.mouse_names,
-            "data": run.data,
-            "data_identity": {m["name"]: m["identity"] for m in run.mice},
-            "seed": split.seed,
-        }
-        trainer = Trainer(model, mice, split, config, model_stem(out, k), torch_device, extra, progress, shared)
-        budget = None
-        if time_budget_min is not None:  # measured after the data-driven start, which the budget includes
-            left = time_budget_min * 60 - (time.perf_counter() - t0)
-            pending = sum(1 for s in splits if s.model_index >= k)
-            budget = max(0.0, left) / pending
-        row = trainer.fit(budget, on_epoch=lambda r, k=k: log(_epoch_line(k, r)))
-        status[k] = {
-            "index": k,
-            "complete": trainer.epoch >= trainer.planned_epochs,
-            "epochs": trainer.epoch,
-            "planned_epochs": trainer.planned_epochs,
-            "val_corr": row.get("val_corr"),
-            "train_seconds": round(trainer.elapsed_s, 1),
-        }
-        log(f"model {k}: {trainer.epoch}/{trainer.planned_epochs} epochs in {trainer.elapsed_s:.0f} s")
-        run.models = [status[i] for i in sorted(status)]
-        run.timings["total_seconds"] = round(time.perf_counter() - t0, 1)
-        run.save()
+        after = sum(1 for s in splits if s.model_index > k)  # models queued after this one share the budget left
+        kwargs = dict(common, index=k, deadline=deadline, models_after=after, devices=devices)
+        outputs = tuple(Path(f"{model_stem(out, k)}{ext}") for ext in (".safetensors", ".json", ".log.csv"))
+        tasks.append(Task(f"model-{k}", train_model, kwargs, outputs, {**identity, "model": k}, ("start",),
+                          cpus=float(devices), gpus=gpus * devices))  # fmt: skip
+    status = {m["index"]: m for m in run.models}
+
+    def done(name: str, result) -> None:  # run.json follows every finished model (also under Ray)
+        if name.startswith("model-"):
+            status[result["index"]] = result
+            log(f"model {result['index']}: {result['epochs']}/{result['planned_epochs']} epochs in "
+                f"{result['train_seconds']:.0f} s")  # fmt: skip
+            run.models = [status[i] for i in sorted(status)]
+            run.timings["total_seconds"] = round(time.perf_counter() - t0, 1)
+            run.save()
+
+    job = Job("train", out / MODELS_DIR / STAMPS_DIR, tasks)
+    _adopt_finished_models(job, status)
+    for name in job.finished():
+        if name.startswith("model-"):
+            log(f"{name.replace('-', ' ')}: already trained, skipped")
+    for name, result in run_job(job, executor, address, progress=progress, log=log, on_done=done).items():
+        if name.startswith("model-") and status.get(result["index"]) != result:
+            status[result["index"]] = result  # finished before an interruption: from its stamp
+    run.models = [status[i] for i in sorted(status)]
     run.timings["total_seconds"] = round(time.perf_counter() - t0, 1)
     run.save()
     return run
+
+
+def _adopt_finished_models(job, status: dict) -> None:
+    """Stamp the models that run.json calls complete but that have no stamp (runs written before stamps existed),
+    so that they are not trained again."""
+    from v1recon.io import write_json
+
+    for task in job.tasks:
+        k = task.kwargs.get("index")
+        row = status.get(k)
+        if row and row.get("complete") and job.stamp(task) is None and all(p.exists() for p in task.outputs):
+            write_json(job.stamp_path(task), {"task": task.name, "hash": task.hash, "result": row, "seconds": 0})
+
+
+START_FILE = "start"  # RUN/models/start.safetensors + .json: the data-driven starting points of the run's models
+
+
+def start_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / MODELS_DIR / f"{START_FILE}.safetensors"
+
+
+@lru_cache(maxsize=1)
+def _training_trials(data: str, names: tuple[str, ...], n_folds: int) -> list:
+    """Every mouse's training trials (held once per process: the start and the models of a run share them)."""
+    from v1recon.data import open_recordings
+    from v1recon.training.clips import load_training_trials
+
+    recordings = {r.name: r for r in open_recordings(data)}
+    return [load_training_trials(recordings[n], n_folds) for n in tqdm_iter(names, "loading trials", True)]
+
+
+def _mice(run: RunInfo) -> list:
+    return _training_trials(run.data, tuple(run.mouse_names), run.n_folds)
+
+
+def _start_folds(run: RunInfo) -> tuple[int, ...]:
+    # RF starts computed once per mouse from every fold outside the held-out one: precise centres need the trials
+    # (in silico 162 trials leave 50 of 180 fine-grained neurons > 3 px off, 92 trials 74)
+    return tuple(f for f in range(run.n_folds) if f != run.test_fold)
+
+
+def compute_start(run_dir: str, device: str, progress: bool = True) -> dict:
+    """Task: the starting points every model of the run shares (v1recon.training.start.SharedStart), computed
+    through a model of the run's preset and saved to RUN/models/start.safetensors."""
+    import torch
+
+    from v1recon.device import seed_everything
+    from v1recon.models import build_model
+    from v1recon.training.config import TrainConfig
+    from v1recon.training.start import SharedStart, save_shared_start
+    from v1recon.training.trainer import Trainer
+
+    run = load_run(run_dir)
+    config = TrainConfig(**run.train_config)
+    shared = SharedStart(_start_folds(run))
+    seed_everything(run.splits[0].seed)
+    model = build_model(run.preset, run.neuron_counts, **config.model_overrides)
+    stem = Path(run_dir) / MODELS_DIR / START_FILE  # no files: the trainer only starts the model from the data
+    Trainer(model, _mice(run), run.splits[0], config, stem, torch.device(device), {}, progress, shared)
+    save_shared_start(start_path(run_dir), shared)
+    return {"starts": len(shared.found)}
+
+
+def train_model(
+    run_dir: str, index: int, device: str, deadline: float | None, models_after: int, devices: int = 1,
+    progress: bool = True,
+) -> dict:  # fmt: skip
+    """Task: train (or resume) model `index` of the run; returns its status row for run.json.
+
+    With a deadline the model gets an equal share of the time left with the models queued after it."""
+    import torch
+
+    from v1recon.device import seed_everything
+    from v1recon.models import build_model
+    from v1recon.training.config import TrainConfig
+    from v1recon.training.start import SharedStart, load_shared_start
+    from v1recon.training.trainer import Trainer
+
+    run = load_run(run_dir)
+    config = TrainConfig(**run.train_config)
+    split = run.splits[index]
+    shared = SharedStart(_start_folds(run), load_shared_start(start_path(run_dir)))
+    extra = {
+        "preset": run.preset,
+        "neuron_counts": run.neuron_counts,
+        "mouse_names": run.mouse_names,
+        "data": run.data,
+        "data_identity": {m["name"]: m["identity"] for m in run.mice},
+        "seed": split.seed,
+    }
+    budget = None if deadline is None else max(0.0, deadline - time.time()) / (models_after + 1)
+    if devices > 1:
+        from v1recon.training.distributed import train_distributed
+
+        trainer = train_distributed(run, split, config, extra, device, devices, shared, budget, progress)
+    else:
+        seed_everything(split.seed)
+        model = build_model(run.preset, run.neuron_counts, **config.model_overrides)
+        stem = model_stem(run_dir, index)
+        trainer = Trainer(model, _mice(run), split, config, stem, torch.device(device), extra, progress, shared)
+        trainer.fit(budget, on_epoch=lambda r: tqdm_write(_epoch_line(index, r), progress))
+    row = trainer.history[-1] if trainer.history else {}
+    return {
+        "index": index,
+        "complete": trainer.epoch >= trainer.planned_epochs,
+        "epochs": trainer.epoch,
+        "planned_epochs": trainer.planned_epochs,
+        "val_corr": row.get("val_corr"),
+        "train_seconds": round(trainer.elapsed_s, 1),
+    }
+
+
+def tqdm_write(line: str, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    if progress:
+        tqdm.write(line)
 
 
 def _epoch_line(k: int, row: dict) -> str:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from v1recon.training.clips import MouseTrials
+from v1recon.training.clips import MouseTrials, Subset
 
 
 @dataclass
@@ -49,7 +50,7 @@ class DataStart:
         start = trials.indices(shared.folds, min_frames=min_frames) if shared is not None else []
         self.start = start or self.train  # trials of the RF starts
         self.videos = [trials.videos[i] for i in self.start]
-        self.responses = [trials.responses[i] for i in self.start]
+        self.responses = Subset(trials.responses, self.start)  # read when needed: large mice stay on disk
         self._pupils = [trials.behaviour[i][2:4] for i in self.start]
 
     # -- the model's own training trials -------------------------------------------------------------------------
@@ -61,7 +62,7 @@ class DataStart:
     def response_mean(self) -> np.ndarray:
         """Mean response (N,) over every frame of the training trials."""
         total = sum(self.trials.responses[i].sum(1, dtype=np.float64) for i in self.train)
-        frames = sum(self.trials.responses[i].shape[1] for i in self.train)
+        frames = sum(self.trials.videos[i].shape[0] for i in self.train)
         return (total / frames).astype(np.float32)
 
     # -- receptive-field starts (shared by the models of a run) -------------------------------------------------
@@ -94,3 +95,43 @@ class DataStart:
         from v1recon.models.rf_init import rf_positions
 
         return self.once("positions", lambda: rf_positions(self.frames(gaze), self.responses, **options)[0])
+
+
+def save_shared_start(path: Path, shared: SharedStart) -> None:
+    """Write `shared.found` as tensors (safetensors) with a JSON manifest of what each entry is."""
+    import torch
+    from safetensors.torch import save_file
+
+    from v1recon.io import atomic_path, write_json
+
+    tensors, manifest = {}, []
+    for i, ((what, mouse, architecture), value) in enumerate(shared.found.items()):
+        parts = value if isinstance(value, tuple) else (value,)
+        kind = "tuple" if isinstance(value, tuple) else ("tensor" if isinstance(value, torch.Tensor) else "array")
+        manifest.append({"what": what, "mouse": mouse, "architecture": architecture, "kind": kind, "n": len(parts)})
+        for j, part in enumerate(parts):
+            tensors[f"{i}.{j}"] = torch.as_tensor(np.asarray(part) if kind != "tensor" else part).contiguous()
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+    write_json(path.with_suffix(".json"), {"entries": manifest})
+
+
+def load_shared_start(path: Path) -> dict:
+    """The `found` dict written by `save_shared_start` (no file: nothing found yet)."""
+    from safetensors.torch import load_file
+
+    from v1recon.io import read_json
+
+    if not Path(path).is_file():
+        return {}
+    tensors = load_file(str(path))
+    found = {}
+    for i, entry in enumerate(read_json(Path(path).with_suffix(".json"))["entries"]):
+        parts = [tensors[f"{i}.{j}"] for j in range(entry["n"])]
+        if entry["kind"] == "tensor":
+            value = parts[0]
+        else:
+            arrays = [p.numpy() for p in parts]
+            value = tuple(arrays) if entry["kind"] == "tuple" else arrays[0]
+        found[(entry["what"], entry["mouse"], entry["architecture"])] = value
+    return found

@@ -123,12 +123,15 @@ class Trainer:
         extra: dict | None = None,
         progress: bool = True,
         shared_start: SharedStart | None = None,
+        parallel=None,
     ):
         self.model = model.to(torch.device(device))
         self.mice = list(mice)
         self.split, self.config, self.stem, self.device = split, config, Path(stem), torch.device(device)
         self.extra = dict(extra or {})
         self.progress, self.shared_start = progress, shared_start
+        self.parallel = parallel  # v1recon.training.distributed.DataParallel: this process's share of each batch
+        self.writes = parallel is None or parallel.rank == 0  # one process writes the files
         clip = int(model.train_clip_frames)
         self.train_indices = [m.indices(split.train_folds, min_frames=clip) for m in self.mice]
         val = [m.indices([split.val_fold], min_frames=clip) for m in self.mice]
@@ -237,10 +240,13 @@ class Trainer:
             video, behaviour, responses = cutmix(
                 video, behaviour, responses, self.rng, alpha=config.cutmix_alpha, prob=config.cutmix_prob
             )
+        if self.parallel is not None:  # every process draws the same global batch and keeps its own share
+            video, behaviour, responses = self.parallel.shard(video, behaviour, responses)
         video, behaviour, responses = (t.to(self.device) for t in (video, behaviour, responses))
         self.model.train()
+        forward = self.model.train_forward if self.parallel is None else self.parallel.module
         with autocast(self.device):
-            pred, frame_index = self.model.train_forward(video, behaviour, mouse_index)
+            pred, frame_index = forward(video, behaviour, mouse_index)
         target = responses[:, :, frame_index.to(self.device)]
         loss = poisson_loss(pred, target)
         self.optimizer.zero_grad(set_to_none=True)
@@ -276,6 +282,10 @@ class Trainer:
         self.schedule.warmup_steps = min(self.schedule.warmup_steps, max(1, round(0.2 * total)))
         self.ema.decay = min(self.config.ema_decay, ema_decay_for(total, horizon=self.config.ema_horizon))
 
+    def _agreed(self, *timings: float) -> tuple[float, ...]:
+        """Timings every process plans with (the first process's), so that all keep the same schedule."""
+        return timings if self.parallel is None else self.parallel.agree(timings)
+
     def _next_mouse(self) -> int:
         """Mice in random order, each once per block of n_mice steps (uniform over mice, balanced)."""
         if not self._mouse_queue:
@@ -305,7 +315,7 @@ class Trainer:
                 if budget_s is not None and (len(step_times) == PROBE_STEPS or len(losses) % 10 == 0):
                     step_s = float(np.mean(step_times[1:] or step_times))  # the first step pays one-off costs
                     left = budget_s - (time.perf_counter() - session)
-                    self._replan(left, step_s, val_s, len(losses))
+                    self._replan(*self._agreed(left, step_s, val_s), len(losses))
                     bar.total = self.steps_per_epoch
             bar.close()
             lr = self.optimizer.param_groups[0]["lr"]
@@ -318,7 +328,7 @@ class Trainer:
             self.elapsed_s += epoch_s
             if budget_s is not None and self.epoch < self.planned_epochs:
                 step_s = float(np.mean(step_times[1:] or step_times))
-                self._replan(budget_s - (time.perf_counter() - session), step_s, val_s, 0)
+                self._replan(*self._agreed(budget_s - (time.perf_counter() - session), step_s, val_s), 0)
             valid = [v for v in scores.values() if np.isfinite(v)]
             row = {
                 "epoch": self.epoch,
@@ -332,12 +342,13 @@ class Trainer:
             }
             self.history.append(row)
             done = self.epoch >= self.planned_epochs
-            self._save_checkpoint(complete=done)
-            _write_log(log_path(self.stem), self.history)
-            if done:
-                state_path(self.stem).unlink(missing_ok=True)
-            else:
-                self._save_state()
+            if self.writes:
+                self._save_checkpoint(complete=done)
+                _write_log(log_path(self.stem), self.history)
+                if done:
+                    state_path(self.stem).unlink(missing_ok=True)
+                else:
+                    self._save_state()
             if on_epoch is not None:
                 on_epoch(row)
         return self.history[-1] if self.history else {}

@@ -7,13 +7,13 @@ import numpy as np
 
 from v1recon.report import collect
 from v1recon.report import html as H
-from v1recon.report.build import dumps
+from v1recon.report.context import Context, dumps
 from v1recon.report.published import PUBLISHED_BY_KEY
 
 ORDER = ("upper-bounds", "masks", "ensemble-size", "population", "resolution-noise", "gratings")
 
 
-def analyses_section(ctx) -> str:
+def analyses_section(ctx: Context) -> str:
     found = collect.analyses(ctx.run_dir)
     if not found:
         return H.note(

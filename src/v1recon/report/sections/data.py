@@ -11,12 +11,13 @@ import numpy as np
 from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
 from v1recon.report import collect, figures
 from v1recon.report import html as H
+from v1recon.report.context import Context
 from v1recon.report.sections.common import missing, pretty
 
 TIER_ORDER = ("train", "oracle", "live_test", "final_test", "live_bonus", "final_bonus", "none")
 
 
-def data_section(ctx) -> str:
+def data_section(ctx: Context) -> str:
     parts = [_data_folder_line(ctx)]
     if not ctx.recordings:
         parts.append(
@@ -36,7 +37,7 @@ def data_section(ctx) -> str:
     return "".join(parts)
 
 
-def _data_folder_line(ctx) -> str:
+def _data_folder_line(ctx: Context) -> str:
     data = collect.first_key(ctx.info, "data", "data_path", "data_dir")
     if ctx.data_dir is None:
         return H.note(f"Data folder {data!r} named in run.json is not reachable from here.")
@@ -61,7 +62,7 @@ def _tier_table(recordings: dict[str, Any]) -> str:
     return H.table(headers, rows, caption=caption)
 
 
-def _truth_rfs(ctx, name: str) -> np.ndarray | None:
+def _truth_rfs(ctx: Context, name: str) -> np.ndarray | None:
     """RF maps (N, 36, 64) of the in-silico mouse's true model (Gaussian envelopes when the model offers them),
     when it exists and computing is allowed."""
     if not ctx.compute or name not in ctx.mouse_paths():
@@ -76,7 +77,7 @@ def _truth_rfs(ctx, name: str) -> np.ndarray | None:
     return np.asarray(truth.rf_envelopes() if hasattr(truth, "rf_envelopes") else truth.receptive_fields())
 
 
-def _mouse_screen(ctx, name: str) -> str:
+def _mouse_screen(ctx: Context, name: str) -> str:
     """Mask and (in silico) RF mosaic and population RF over the screen."""
     mask_entry = ctx.masks.get(name)
     rfs = _truth_rfs(ctx, name)
@@ -150,14 +151,14 @@ def _behaviour(rec) -> str:
     return H.image(png, f"behaviour of {rec.name}", "Pupil dilation, running speed and pupil centre over one trial.")
 
 
-def sim_folder(ctx) -> Path | None:
+def sim_folder(ctx: Context) -> Path | None:
     """The folder holding the mouse folders (and, for in-silico mice, simulation.json and the truth files)."""
     if ctx.data_dir is None:
         return None
     return ctx.data_dir.parent if (ctx.data_dir / "meta").is_dir() else ctx.data_dir
 
 
-def _simulation_summary(ctx) -> str:
+def _simulation_summary(ctx: Context) -> str:
     """What `v1recon simulate` recorded about the whole simulation (OUT/simulation.json)."""
     folder = sim_folder(ctx)
     content = collect.read_json_quiet(folder / "simulation.json") if folder else None
@@ -176,7 +177,7 @@ def _simulation_summary(ctx) -> str:
     return intro + table
 
 
-def _simulated_mouse(ctx, name: str) -> str:
+def _simulated_mouse(ctx: Context, name: str) -> str:
     """The simulator's figure of a mouse (OUT/<mouse>.png) and its noise calibration (OUT/<mouse>.truth.json)."""
     folder = sim_folder(ctx)
     if folder is None:

@@ -10,6 +10,7 @@ from v1recon import EVAL_START_FRAME
 from v1recon.errors import V1ReconError
 from v1recon.report import collect, figures
 from v1recon.report import html as H
+from v1recon.report.context import Context
 from v1recon.report.sections.common import missing, ratio
 
 METRIC_HEADERS = {
@@ -22,7 +23,7 @@ EXAMPLE_NEURONS = 4
 MAX_EXAMPLE_FRAMES = 300
 
 
-def encoders_section(ctx) -> str:
+def encoders_section(ctx: Context) -> str:
     parts = [_evaluation(ctx), "<h3>Training</h3>", _models_table(ctx), _curves(ctx), _examples(ctx)]
     return "".join(parts)
 
@@ -32,7 +33,7 @@ def ceilings(rows: list[tuple[str, str, dict[str, float]]]) -> dict[str, dict[st
     return {mouse: m for mouse, enc, m in rows if collect.is_truth(enc)}
 
 
-def _evaluation(ctx) -> str:
+def _evaluation(ctx: Context) -> str:
     if ctx.evaluation is None:
         if (ctx.run_dir / "evaluation" / "encoders.json").is_file():
             return H.note("evaluation/encoders.json could not be read (not valid JSON); rerun v1recon evaluate RUN.")
@@ -107,7 +108,7 @@ def _encoder_label(name: str) -> str:
     return name
 
 
-def _models_table(ctx) -> str:
+def _models_table(ctx: Context) -> str:
     if not ctx.models:
         return missing("No trained models yet", "v1recon train DATA --out RUN")
     rows = []
@@ -137,7 +138,7 @@ def _extra(sidecar: dict[str, Any] | None) -> dict[str, Any]:
     return {**sidecar, **extra} if isinstance(extra, dict) else sidecar
 
 
-def _curves(ctx) -> str:
+def _curves(ctx: Context) -> str:
     logs = {}
     for m in ctx.models:
         cols = {k: v for k, v in m.log.items() if k in CURVE_COLUMNS or k == "epoch"}
@@ -150,7 +151,7 @@ def _curves(ctx) -> str:
 
 
 # -- example predictions -------------------------------------------------------------------------------------------
-def _examples(ctx) -> str:
+def _examples(ctx: Context) -> str:
     parts = ["<h3>Predicted vs recorded responses</h3>"]
     for mouse in ctx.mouse_names:
         try:
@@ -189,7 +190,7 @@ def _examples(ctx) -> str:
     return "".join(parts)
 
 
-def _saved_example(ctx, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _saved_example(ctx: Context, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     """Arrays 'predicted' and 'recorded' (N, T) saved by the evaluation, if any."""
     folder = ctx.run_dir / "evaluation"
     for path in sorted(folder.glob(f"*{mouse}*.npz")) if folder.is_dir() else ():
@@ -201,7 +202,7 @@ def _saved_example(ctx, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | None
     return None
 
 
-def _computed_example(ctx, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | None:
+def _computed_example(ctx: Context, mouse: str) -> tuple[np.ndarray, np.ndarray, str] | None:
     """Predict one held-out recorded trial with the run's ensemble (a few seconds on a CPU for small presets)."""
     rec = ctx.recordings.get(mouse)
     if rec is None or not ctx.models:

@@ -8,6 +8,7 @@ import numpy as np
 
 from v1recon.report import collect, figures
 from v1recon.report import html as H
+from v1recon.report.context import Context
 from v1recon.report.published import (
     NOT_MEASURED,
     PUBLISHED,
@@ -21,12 +22,12 @@ from v1recon.report.sections.common import mean_sd_n
 from v1recon.report.sections.reconstructions import MAIN, ORACLE, UPPER, movies_of, views
 
 
-def run_values(ctx) -> dict[str, float]:
+def run_values(ctx: Context) -> dict[str, float]:
     """This run's value for every published key it measured (means over trials, or over models and mice)."""
     return {k: v for k, (v, _) in run_values_with_sources(ctx).items()}
 
 
-def run_values_with_sources(ctx) -> dict[str, tuple[float, str]]:
+def run_values_with_sources(ctx: Context) -> dict[str, tuple[float, str]]:
     """key -> (value, where it comes from: a reconstruction folder, an analysis, the evaluation, a declaration).
 
     Precedence: reconstruction jobs, then analyses for what they did not measure, then values a summary.json
@@ -79,7 +80,7 @@ def _unsmoothed_correlation(t: collect.TrialFiles) -> float | None:
     return video_correlation(per_model.mean(axis=0), movies[1], movies[2])
 
 
-def _encoder_value(ctx) -> float | None:
+def _encoder_value(ctx: Context) -> float | None:
     """Mean single-trial correlation of the single models (not the ensemble, not the true model)."""
     if ctx.evaluation is None:
         return None
@@ -108,7 +109,7 @@ def _declared_values(run_dir: Path) -> dict[str, tuple[float, str]]:
     return out
 
 
-def paper_section(ctx) -> str:
+def paper_section(ctx: Context) -> str:
     found = run_values_with_sources(ctx)
     values = {k: v for k, (v, _) in found.items()}
     rows = []

@@ -2,14 +2,12 @@
 every trial the side-by-side movie, a frame strip and the per-frame correlation.
 
 Each folder of mouse folders under RUN/reconstructions is one reconstruction job ("set"). What a set measures is
-read from its sidecars (config.oracle, config.from_predicted, config.ensemble, config.smooth_sigma, mask.source)
-and, failing that, from words in its folder name (oracle, upper_bound, gradient, no_smoothing, no_mask, strict,
-population-25, ...).
+the condition label its sidecars carry (written by the reconstruct job; for sidecars without one, the same label is
+derived from their config by the job's own rule).
 """
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ import numpy as np
 from v1recon import EVAL_START_FRAME
 from v1recon.report import collect, figures
 from v1recon.report import html as H
+from v1recon.report.context import Context
 from v1recon.report.published import PUBLISHED_BY_KEY
 from v1recon.report.sections.common import mean_sd_n, mean_sd_text, missing
 
@@ -41,19 +40,14 @@ MAIN = "main"
 ORACLE = "oracle"
 UPPER = "upper bound"
 REFERENCES = (ORACLE, UPPER)
-# Words in a set's folder name that say what it measures (when its sidecars do not).
-NAME_WORDS = {
-    ORACLE: ("oracle", "truth"),
-    UPPER: ("upper_bound", "upper-bound", "from_predicted", "from-predicted", "predicted"),
-    "video_corr_no_smoothing": ("no_smoothing", "no-smoothing", "unsmoothed"),
-    "video_corr_gradient_ensembling": ("gradient",),
-    "video_corr_no_mask": ("no_mask", "no-mask", "nomask"),
-    "video_corr_strict_mask": ("strict",),
+LABEL_KINDS = {  # condition labels of the reconstruct job -> what the report makes of a set
+    "ensemble": MAIN,
+    "oracle": ORACLE,
+    "upper bound": UPPER,
+    "gradient ensembling": "video_corr_gradient_ensembling",
+    "no smoothing": "video_corr_no_smoothing",
+    "no mask": "video_corr_no_mask",
 }
-_POPULATION = re.compile(r"population[-_]?(\d+(?:\.\d+)?)")
-VIDEO_KEYS = ("reconstruction", "video", "recon")
-TRUTH_KEYS = ("truth", "target", "ground_truth")
-MASK_KEYS = ("eval_mask", "evaluation_mask", "mask")
 STRIP_FRAMES = 4
 
 
@@ -68,37 +62,26 @@ class TrialView:
 
 
 # -- what a set measures ---------------------------------------------------------------------------------------------
-def kind_from_name(name: str) -> str | None:
-    lowered = name.lower()
-    match = _POPULATION.search(lowered)
-    if match:
-        key = f"video_corr_population_{float(match.group(1)):g}"
-        return key if key in PUBLISHED_BY_KEY else None
-    for kind, words in NAME_WORDS.items():
-        if any(w in lowered for w in words):
-            return kind
-    return None
+def trial_label(files: collect.TrialFiles) -> str | None:
+    """The condition label of a reconstructed trial, from its sidecar."""
+    from v1recon.jobs.reconstruct import condition
+
+    side = files.sidecar or {}
+    label = (side.get("condition") or {}).get("label")
+    config = files.config
+    if label is None and config:  # written before sidecars carried their condition
+        encoders = (side.get("models") or {}).get("encoders") or []
+        masked = not str((side.get("mask") or {}).get("source", "")).startswith("none")
+        label = condition(bool(config.get("oracle")), bool(config.get("from_predicted")),
+                          config.get("ensemble", "average"), config.get("smooth_sigma", 0.5), len(encoders),
+                          masked)["label"]  # fmt: skip
+    return label
 
 
-def set_kind(name: str, trials: list[collect.TrialFiles]) -> str:
+def set_kind(trials: list[collect.TrialFiles]) -> str:
     """MAIN, ORACLE, UPPER or the published key of a variant (e.g. 'video_corr_gradient_ensembling')."""
-    configs = [t.config for t in trials if t.config]
-    if any(c.get("oracle") for c in configs):
-        return ORACLE
-    if any(c.get("from_predicted") for c in configs):
-        return UPPER
-    by_name = kind_from_name(name)
-    if by_name:
-        return by_name
-    if configs and all(c.get("ensemble") == "gradient" for c in configs):
-        return "video_corr_gradient_ensembling"
-    n_models = [len(((t.sidecar or {}).get("models") or {}).get("encoders") or []) for t in trials]
-    if configs and all(c.get("smooth_sigma") == 0 for c in configs) and max(n_models, default=0) > 1:
-        return "video_corr_no_smoothing"
-    sources = [str(((t.sidecar or {}).get("mask") or {}).get("source", "")) for t in trials]
-    if sources and all(s.startswith("none") for s in sources):
-        return "video_corr_no_mask"
-    return MAIN
+    labels = {trial_label(t) for t in trials} - {None}
+    return LABEL_KINDS.get(labels.pop(), MAIN) if len(labels) == 1 else MAIN
 
 
 def sets(trials: list[collect.TrialFiles]) -> dict[str, tuple[str, list[collect.TrialFiles]]]:
@@ -106,7 +89,7 @@ def sets(trials: list[collect.TrialFiles]) -> dict[str, tuple[str, list[collect.
     grouped: dict[str, list[collect.TrialFiles]] = defaultdict(list)
     for t in trials:
         grouped[t.set_name].append(t)
-    return {name: (set_kind(name, ts), ts) for name, ts in grouped.items()}
+    return {name: (set_kind(ts), ts) for name, ts in grouped.items()}
 
 
 def trial_metrics(files: collect.TrialFiles) -> dict[str, float]:
@@ -121,7 +104,7 @@ def trial_metrics(files: collect.TrialFiles) -> dict[str, float]:
     return metrics
 
 
-def views(ctx) -> dict[str, tuple[str, list[TrialView]]]:
+def views(ctx: Context) -> dict[str, tuple[str, list[TrialView]]]:
     """Every set with its trial views; trials of the main sets carry their oracle and upper-bound references.
 
     Computed once per report (kept on the context)."""
@@ -143,11 +126,6 @@ def _views(trials_found: list[collect.TrialFiles]) -> dict[str, tuple[str, list[
         vs = []
         for t in trials:
             view = TrialView(t, trial_metrics(t))
-            # References written inside the trial's own sidecar, e.g. {"oracle": {"metrics": {...}}}.
-            for key, value in collect.flat_numbers(t.sidecar or {}).items():
-                ref = kind_from_name(key.split(".")[0])
-                if ref in REFERENCES and key.endswith("video_correlation"):
-                    view.references.setdefault(ref, value)
             if kind == MAIN:
                 for ref, by_key in refs.items():
                     if t.key in by_key:
@@ -158,13 +136,13 @@ def _views(trials_found: list[collect.TrialFiles]) -> dict[str, tuple[str, list[
     return out
 
 
-def main_views(ctx) -> list[TrialView]:
+def main_views(ctx: Context) -> list[TrialView]:
     """The trials of the main reconstruction sets, with their references."""
     return [v for kind, vs in views(ctx).values() if kind == MAIN for v in vs]
 
 
 # -- the section ----------------------------------------------------------------------------------------------------
-def reconstructions_section(ctx) -> str:
+def reconstructions_section(ctx: Context) -> str:
     if not ctx.trials:
         return missing("No reconstructions yet", "v1recon reconstruct RUN")
     all_views = views(ctx)
@@ -285,13 +263,11 @@ def _optimisation_plot(vs: list[TrialView]) -> str:
 def movies_of(files: collect.TrialFiles) -> tuple[np.ndarray, np.ndarray, np.ndarray | None] | None:
     """(reconstruction, truth, evaluation mask) from the trial's npz, when it holds both movies."""
     arrays = collect.load_npz_arrays(files.npz)
-    recon = next((arrays[k] for k in VIDEO_KEYS if k in arrays and arrays[k].ndim == 3), None)
-    truth = next((arrays[k] for k in TRUTH_KEYS if k in arrays and arrays[k].ndim == 3), None)
-    if recon is None or truth is None or recon.shape != truth.shape:
+    recon, truth, mask = (arrays.get(k) for k in ("reconstruction", "truth", "eval_mask"))
+    if recon is None or truth is None or recon.ndim != 3 or recon.shape != truth.shape:
         return None
-    mask = next((arrays[k] for k in MASK_KEYS if k in arrays and arrays[k].shape == recon.shape[1:]), None)
     if mask is not None:
-        mask = mask >= 1 if mask.dtype.kind == "f" else mask.astype(bool)
+        mask = mask.astype(bool) if mask.shape == recon.shape[1:] else None
     return recon.astype(np.float32), truth.astype(np.float32), mask
 
 

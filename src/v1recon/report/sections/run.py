@@ -6,6 +6,7 @@ from typing import Any
 
 from v1recon.report import collect
 from v1recon.report import html as H
+from v1recon.report.context import Context, dumps
 
 CONFIG_KEYS = ("preset", "ensemble", "seed", "n_folds", "test_fold", "data", "format")
 VERSION_KEYS = ("v1recon", "python", "numpy", "torch")
@@ -13,9 +14,7 @@ HARDWARE_KEYS = ("platform", "cpu_count", "cuda", "device")
 _TIME_WORDS = ("seconds", "_s", "elapsed", "duration", "wall")
 
 
-def run_section(ctx) -> str:
-    from v1recon.report.build import dumps
-
+def run_section(ctx: Context) -> str:
     info = ctx.info
     demo = collect.read_json_quiet(ctx.run_dir / "demo.json")
     parts = ["<h3>Configuration</h3>", _config(info, demo), "<h3>Timings per stage</h3>", _timings(ctx)]
@@ -63,7 +62,7 @@ def _seconds(content: Any) -> dict[str, float]:
     }
 
 
-def _timings(ctx) -> str:
+def _timings(ctx: Context) -> str:
     rows: list[list[object]] = []
     demo = collect.read_json_quiet(ctx.run_dir / "demo.json")
     stages = (demo or {}).get("stages")

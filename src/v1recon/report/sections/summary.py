@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from v1recon.report import collect
 from v1recon.report import html as H
+from v1recon.report.context import Context
 from v1recon.report.published import PUBLISHED_BY_KEY, format_published
 from v1recon.report.sections.common import mean_sd_n, ratio
 
 
-def summary_section(ctx) -> str:
+def summary_section(ctx: Context) -> str:
     from v1recon.report.sections.encoders import ceilings
     from v1recon.report.sections.paper import run_values
     from v1recon.report.sections.reconstructions import main_views
@@ -66,7 +67,7 @@ def summary_section(ctx) -> str:
     return H.cards(cards) + _todo(ctx)
 
 
-def _todo(ctx) -> str:
+def _todo(ctx: Context) -> str:
     steps = []
     if not ctx.models:
         steps.append("train the encoders (v1recon train)")
