@@ -16,16 +16,17 @@ a sliding window instead of the whole trial:
 - a push appends its k frames at grey and takes `steps` optimiser steps of a constant size; the rest of the window
   starts where the previous push left it (a warm start shifted by k frames), and so does the momentum. The time
   blocks of the multi-scale direction sit on absolute frame numbers, so that chunking does not move them.
-Choices measured on the in-silico mouse through its true model (one 10 s test trial, chunks of 8 frames, window 24,
-8 steps per push): a cosine decay of the step size over a frame's age in the window (as the offline schedule decays
-over its steps) lost a third of the correlation with the truth (0.28 against 0.38 at lr 0.7; lr 1.4 and 2.8 gave
-0.46 alike); damping the steps of frames whose responses have not all arrived (in proportion to the measured lags)
-lost 0.02 (0.46 against 0.48); starting new frames as a copy of the newest one instead of grey lost 0.06; two
-pyramid levels instead of three lost 0.06. A 1-pixel blur of each returned frame (no added delay) gained 0.036
-(0.476 -> 0.512; 1.5 px: 0.513, 2 px: 0.502; a 3-D blur over 1 frame, which would add a frame of delay: 0.524).
-Window and steps (benchmarks/streaming.py, 2 trials, one CPU core): window 24 with 4 steps per push keeps 0.98 of
-the offline fast method's correlation with the truth at 0.56 s of compute per s of recording; 8 steps: 1.22 at 1.37;
-window 12 (the response delay): 0.78 at 4 steps, 1.13 at 8.
+Choices measured on the in-silico mouse through its true model (one 10 s test trial, chunks of 8 frames, window
+24, 8 steps per push, EMA 0.9): a cosine decay of the step size over a frame's age in the window (as the offline
+schedule decays over its steps) lost a third of the correlation with the truth (0.28 against 0.38 at lr 0.7; lr 1.4
+and 2.8 gave 0.46 alike); damping the steps of frames whose responses have not all arrived (in proportion to the
+measured lags) lost 0.02 (0.46 against 0.48); starting new frames as a copy of the newest one instead of grey lost
+0.06; two pyramid levels instead of three lost 0.06. A 1-pixel blur of each returned frame (no added delay) gained
+0.036 (0.476 -> 0.512; 1.5 px: 0.513, 2 px: 0.502; a 3-D blur over 1 frame, which would add a frame of delay: 0.524).
+Momentum (same trial, window 24, 4 steps per push): an EMA of 0.9 gave 0.37, 0.8 0.43, 0.7 0.46, 0.5 0.47, 0.3 0.45,
+none 0.46; at 8 steps per push 0.9 is better (0.51 against 0.44 at 0.5): with few steps a slow EMA never reaches
+full speed before its frame leaves the window (bias-correcting it per frame gave 0.43 and 0.48). Window and steps
+per push: benchmarks/README.md.
 
 How long responses lag the stimulus is measured from the encoders themselves (`response_lags`): the mean change of
 the predicted responses at each lag after one frame of a noise movie is replaced. Its `DELAY_FRACTION` point is the
@@ -62,7 +63,7 @@ class StreamSettings:
     window: int = 24  # free frames = the delay of every output frame (30 Hz frames; 800 ms, twice the response delay)
     steps: int = 4  # optimiser steps per push (real time on one CPU core through the true model at chunks of 8)
     lr: float = 1.4  # RMS step of each scale's component, grey levels (constant: a frame's steps end when it leaves)
-    momentum: float = 0.9  # EMA of the direction, kept per frame across pushes
+    momentum: float = 0.5  # EMA of the direction, kept per frame across pushes (0.9 is better from 8 steps per push)
     pyramid: int = 3  # multi-scale levels of the direction (v1recon.recon.fast.multiscale_direction)
     blur_px: float = 1.0  # Gaussian blur (sigma, pixels) of each returned frame; the window keeps the unblurred ones
     context: int | None = None  # final frames fed before the window; None: the encoders' temporal context
