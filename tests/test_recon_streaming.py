@@ -36,17 +36,18 @@ def stream(encoders, responses, behaviour, chunk, settings):
 
 def test_chunkings_give_the_same_movie(toy):
     """Chunks of 1, 8 and 32 frames with the same steps per frame (2 per frame of a push; the 32-frame window is a
-    multiple of every chunk, so every frame gets 64 steps) give one movie: measured r 0.91-0.93 between chunkings
-    (larger chunks fit a little better: a frame's first steps then see more of its responses)."""
+    multiple of every chunk, so every frame gets 64 steps) give one movie: measured r 0.98-0.99 between chunkings,
+    0.81-0.83 with the truth (larger chunks fit a little better: a frame's first steps then see more responses)."""
     encoder, video, responses, behaviour = toy
     movies = {}
     for chunk in (1, 8, 32):
         movies[chunk], _, _ = stream([encoder], responses, behaviour, chunk, StreamSettings(window=32, steps=2 * chunk))
     assert all(m.shape == video.shape for m in movies.values())
     for chunk in (8, 32):
-        assert video_correlation(movies[chunk], movies[1], None, 0) > 0.85
+        assert video_correlation(movies[chunk], movies[1], None, 0) > 0.95
+        assert np.abs(movies[chunk] - movies[1]).mean() < 6  # grey levels (measured 3.4-3.7)
     quality = [video_correlation(m, video, None, 0) for m in movies.values()]
-    assert min(quality) > 0.55 and max(quality) - min(quality) < 0.15
+    assert min(quality) > 0.7 and max(quality) - min(quality) < 0.05
     # frames come out in order: the streamed movie matches the truth best without a time shift
     m = movies[8]
     shifted = [video_correlation(m[1:], video[:-1], None, 0), video_correlation(m[:-1], video[1:], None, 0)]
