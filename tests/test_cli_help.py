@@ -13,7 +13,7 @@ COMMANDS = [
     ["simulate"], ["train"], ["evaluate"], ["mask"], ["reconstruct"], ["report"], ["demo"],
     ["analyse", "resolution-noise"], ["analyse", "gratings"], ["analyse", "population"], ["analyse", "ensemble-size"],
     ["analyse", "masks"], ["analyse", "upper-bounds"], ["analyse", "rf-mapping"], ["analyse", "baselines"],
-    ["import", "nwb"], ["import", "suite2p"], ["export", "nwb"],
+    ["import", "nwb"], ["import", "suite2p"], ["export", "nwb"], ["stream"],
 ]  # fmt: skip
 
 
@@ -31,6 +31,13 @@ def test_demo_help_shows_the_config_defaults():
 
     result = CliRunner().invoke(app, ["demo", "--help"], env={"COLUMNS": "250", "TERM": "dumb"})
     assert f"[default: {DemoConfig().train_minutes}]" in result.output
+
+
+def test_stream_help_shows_the_reconstructor_defaults():
+    from v1recon.commands.stream import STEPS, WINDOW
+    from v1recon.recon.streaming import StreamSettings
+
+    assert (WINDOW, STEPS) == (StreamSettings().window, StreamSettings().steps)
 
 
 def test_registering_the_commands_leaves_pynwb_unimported():

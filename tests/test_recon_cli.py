@@ -181,3 +181,42 @@ def test_confidence_movies_their_calibration_and_a_scale_fitted_elsewhere(run, d
         run_reconstruction(run, data, tmp_path / "o", trials="1", oracle=True, movies=False, device="cpu",
                            progress=False, config=ReconConfig(iterations=1), confidence="ensemble")  # fmt: skip
     assert not (tmp_path / "again").exists() and not (tmp_path / "o").exists()
+
+
+def test_stream_command_writes_its_outputs_and_the_report_shows_them(run, data):
+    from v1recon.data import open_recordings
+    from v1recon.jobs.stream import run_stream
+    from v1recon.recon.streaming import StreamSettings
+    from v1recon.report import build
+    from v1recon.report.sections import streams_section
+
+    (rec,) = open_recordings(data)
+    trial = rec.trial_ids(tier="final_test")[0]
+    # an offline reconstruction of the trial where the stream command looks for one
+    run_reconstruction(run, data, run / "reconstructions" / "final_test", config=ReconConfig(iterations=3),
+                       trials="1", movies=False, device="cpu", progress=False)  # fmt: skip
+    args = ["stream", run, "--trial", trial, "--window", "8", "--steps", "2", "--as-fast-as-possible"]
+    result = cli(*args, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "delay 8 frames (267 ms" in result.stdout and "streamed vs offline" in result.stdout
+    folder = run / "streams" / f"{rec.name}-trial-{trial}" / rec.name
+    for suffix in (".npz", ".json", ".mp4", ".gif", ".png"):
+        assert (folder / f"trial-{trial}{suffix}").is_file(), suffix
+    with np.load(folder / f"trial-{trial}.npz") as f:
+        assert f["reconstruction"].shape == f["truth"].shape == f["offline"].shape == (90, 36, 64)
+        assert f["push_ms"].shape == (12,) and f["loss"].shape == (1, 12)  # 90 frames in chunks of 8
+        out_s = f["frame_out_s"]
+        assert out_s.shape == (90,) and np.all(np.diff(out_s) >= 0)
+    side = json.loads((folder / f"trial-{trial}.json").read_text())
+    assert side["delay"]["frames"] == 8 and side["config"]["chunk"] == 8
+    assert side["delay"]["response_delay_frames"] <= side["delay"]["context_frames"]
+    assert side["offline"]["source"].endswith(f"final_test/{rec.name}/trial-{trial}.npz")
+    assert side["cost"]["realtime_factor"] > 0 and side["cost"]["window_passes"] > 0
+    assert {"video_correlation", "response_consistency"} <= set(side["metrics"])
+    kept = (folder / f"trial-{trial}.npz").stat().st_mtime_ns
+    again = run_stream(run, trial, settings=StreamSettings(window=8, steps=2), realtime=False, device="cpu")
+    assert again["metrics"] == side["metrics"] and (folder / f"trial-{trial}.npz").stat().st_mtime_ns == kept
+    with pytest.raises(V1ReconError, match="no trial 99999"):
+        run_stream(run, 99999)
+    section = streams_section(build.Context(*build.collect.open_run(run), compute=False))
+    assert f"{rec.name} \u00b7 trial {trial} \u00b7 streamed" in section and "<video" in section

@@ -626,10 +626,14 @@ def confidence_label(method: str, several: bool) -> str:
 
 
 def write_media(
-    stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id, confidence: dict | None = None
-) -> None:
+    stem: Path, truth, recon, evaluation, res: Reconstruction, alpha, trial_id, confidence: dict | None = None,
+    also=None, label="reconstruction",
+) -> None:  # fmt: skip
     """The side-by-side MP4 and GIF (truth | reconstruction | confidence | error) and the PNG summary of one trial
-    (with confidence: a row of the confidence movies beside |error|, on one colour scale in grey levels)."""
+    (with confidence: a row of the confidence movies beside |error|, on one colour scale in grey levels).
+
+    `also`: more movies to show beside the reconstruction ({title: (T, 36, 64)}); `label`: the reconstruction's
+    title (e.g. "streamed", whose loss curve then runs over pushes)."""
     from v1recon.experiments.common import pyplot
     from v1recon.io import atomic_path
     from v1recon.metrics.video import frame_correlations
@@ -640,8 +644,8 @@ def write_media(
     several = len(confidence) > 1
     stds = {confidence_label(m, several): std for m, std in confidence.items()}
     error = error_panel(recon, truth)
-    panels = {"truth": truth, "reconstruction": recon, **{k: confidence_panel(v) for k, v in stds.items()}}
-    panels["error"] = error
+    shown = {"truth": truth, label: recon, **(also or {})}
+    panels = {**shown, **{k: confidence_panel(v) for k, v in stds.items()}, "error": error}
     write_side_by_side_movie(stem.with_suffix(".mp4"), panels, mask=evaluation)
     write_side_by_side_movie(stem.with_suffix(".gif"), panels, mask=evaluation)
     n = truth.shape[0]
@@ -651,19 +655,23 @@ def write_media(
     fig = plt.figure(figsize=(11, 6.5 + (1.1 + 0.45 * len(stds) if stds else 0)))
     heights = [1.1, 0.55 * (len(stds) + 1), 1] if stds else [1.1, 1]
     grid = fig.add_gridspec(rows, 3, height_ratios=heights)
-    frame_strip(fig.add_subplot(grid[0, :]), {"truth": truth, "reconstruction": recon}, frames, mask=evaluation)
+    frame_strip(fig.add_subplot(grid[0, :]), shown, frames, mask=evaluation)
     if stds:
         top = float(max(np.percentile(v[start:], 99) for v in [*stds.values(), error])) or 1.0
         ax = fig.add_subplot(grid[1, :])
         frame_strip(ax, {**stds, "|error|": error}, frames, mask=evaluation, vmax=top, cmap="magma")
         ax.set_title(f"confidence (predicted std) and |error|, grey levels, black 0 to white {top:.0f}", fontsize=9)
     ax = fig.add_subplot(grid[-1, 0])
-    ax.plot(np.arange(start, n), frame_correlations(recon, truth, evaluation, start))
+    for title, movie in shown.items():
+        if title != "truth":
+            ax.plot(np.arange(start, n), frame_correlations(movie, truth, evaluation, start), label=title)
     ax.set(xlabel="frame", ylabel="frame correlation", title="per-frame correlation")
+    if also:
+        ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[-1, 1])
     for m, curve in enumerate(res.loss):
         ax.plot(curve, label=f"model {m}")
-    ax.set(xlabel="iteration", ylabel="Poisson loss", title="loss")
+    ax.set(xlabel="push" if label == "streamed" else "iteration", ylabel="Poisson loss", title="loss")
     if len(res.loss) > 1:
         ax.legend(fontsize=7)
     ax = fig.add_subplot(grid[-1, 2])

@@ -39,6 +39,7 @@ def render_report(run_dir: str | Path, compute: bool = True, log: Callable[[str]
         ("data", "Data", "The data", sections.data_section),
         ("encoders", "Encoders", "The encoders", sections.encoders_section),
         ("reconstructions", "Reconstructions", "The reconstructions", sections.reconstructions_section),
+        ("streams", "Streaming", "Streamed and offline reconstructions", sections.streams_section),
         ("analyses", "Analyses", "The analyses", sections.analyses_section),
         ("paper", "Paper vs this run", "The published numbers beside this run", sections.paper_section),
         ("run", "Run", "The run", sections.run_section),

@@ -6,6 +6,7 @@ Layout (every part optional except run.json):
     RUN/evaluation/encoders.json                   encoder metrics per mouse, per model, ensemble, true model
     RUN/masks/<mouse>.npz (+ .json, .png)          alpha mask per mouse
     RUN/reconstructions/<tier>/<mouse>/trial-<id>.npz (+ .json, .mp4, .gif, .png), summary.json files
+    RUN/streams/<name>/<mouse>/trial-<id>.npz (+ .json, .mp4, .gif, .png)   streamed trials (v1recon stream)
 The recordings (and, for an in-silico mouse, its simulation figure and calibration JSON) lie in the data folder
 named in run.json.
 """
@@ -258,9 +259,12 @@ class TrialFiles:
         return (self.tier, self.mouse, self.trial_id)
 
 
-def reconstructions(run_dir: Path) -> tuple[list[TrialFiles], dict[str, dict[str, Any]]]:
-    """Every trial-<id>.* under RUN/reconstructions and every summary.json (relative folder -> content)."""
-    root = run_dir / "reconstructions"
+def reconstructions(
+    run_dir: Path, folder: str = "reconstructions"
+) -> tuple[list[TrialFiles], dict[str, dict[str, Any]]]:
+    """Every trial-<id>.* under RUN/<folder> (reconstructions; streams for `v1recon stream`) and every summary.json
+    (relative folder -> content)."""
+    root = run_dir / folder
     trials: dict[Path, TrialFiles] = {}
     summaries: dict[str, dict[str, Any]] = {}
     if not root.is_dir():

@@ -6,6 +6,7 @@ from v1recon.report.sections.encoders import encoders_section
 from v1recon.report.sections.paper import paper_section, run_values
 from v1recon.report.sections.reconstructions import reconstructions_section
 from v1recon.report.sections.run import run_section
+from v1recon.report.sections.streams import streams_section
 from v1recon.report.sections.summary import summary_section
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "reconstructions_section",
     "run_section",
     "run_values",
+    "streams_section",
     "summary_section",
 ]
