@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -96,3 +97,24 @@ def test_suite2p_bad_input(tmp_path):
     result = cli("import", "suite2p", plane, tmp_path / "data", "--stimulus", movie, "--frame-times", times)
     assert result.returncode == 2 and "no frame rate in ops.npy; give --fs" in result.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_object_files_never_run_code(tmp_path):
+    """ops.npy and stat.npy are pickles: plain dicts of numbers and arrays load, a file naming a function does
+    not, and the function never runs."""
+    from v1recon.data.suite2p import load_suite2p_objects
+
+    plain = tmp_path / "ops.npy"
+    np.save(plain, np.array({"fs": 30.0, "xrange": np.arange(3)}, dtype=object))
+    assert load_suite2p_objects(plain).item()["fs"] == 30.0
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    crafted = tmp_path / "stat.npy"
+    np.save(crafted, np.array([Payload()], dtype=object))
+    with pytest.raises(V1ReconError, match="stat.npy: not a suite2p object file .* names posix.system"):
+        load_suite2p_objects(crafted)
+    assert not marker.exists()

@@ -13,6 +13,7 @@ Everything then goes through `convert.write_session`.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,49 @@ DEFAULT_NEUCOEFF = 0.7  # suite2p's own default neuropil coefficient
 _READ_CHUNK = 32
 
 
+# what suite2p's pickled ops.npy and stat.npy are made of: numpy arrays, scalars and dtypes in builtin containers
+_SAFE_GLOBALS = {
+    (module, name)
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("builtins", "complex"), ("builtins", "slice"), ("builtins", "range")}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    """Builds only numpy arrays, scalars and builtin containers: no other class or function can be named, so a
+    crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _SAFE_GLOBALS:
+            raise pickle.UnpicklingError(f"it names {module}.{name}, which is not plain data")
+        return super().find_class(module, name)
+
+
+def load_suite2p_objects(path: Path) -> np.ndarray:
+    """suite2p's object .npy files (ops.npy, stat.npy: dicts of numbers and arrays) through `_SafeUnpickler`;
+    one sentence naming the file for anything else."""
+    try:
+        with open(path, "rb") as f:
+            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            version = np.lib.format.read_magic(f)
+            if version not in readers:
+                raise ValueError(f".npy format version {version} is not 1.0 or 2.0")
+            _, _, dtype = readers[version](f)
+            if not dtype.hasobject:
+                return load_npy(path, mmap=False)
+            value = _SafeUnpickler(f).load()
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError, TypeError) as err:
+        raise V1ReconError(f"{path}: not a suite2p object file v1recon can read safely ({err}).") from err
+    if not isinstance(value, np.ndarray):
+        raise V1ReconError(f"{path}: holds a {type(value).__name__}, not a suite2p array.")
+    return value
+
+
 def _ops(folder: Path) -> dict:
     path = folder / "ops.npy"
     if not path.is_file():
         return {}
-    ops = load_npy(path, mmap=False, allow_pickle=True)
+    ops = load_suite2p_objects(path)
     return ops.item() if ops.dtype == object and ops.shape == () else {}
 
 
@@ -89,7 +128,7 @@ def _coordinates(folder: Path, keep: np.ndarray, n_rois: int, pixel_size: float 
     path = folder / "stat.npy"
     if not path.is_file():
         return np.zeros((keep.size, 3), np.float32), "no stat.npy: coordinates 0"
-    stat = load_npy(path, mmap=False, allow_pickle=True)
+    stat = load_suite2p_objects(path)
     if stat.shape != (n_rois,):
         raise V1ReconError(f"{path}: expected {n_rois} ROI entries to match the traces, got shape {stat.shape}.")
     xyz = np.zeros((keep.size, 3))
