@@ -70,12 +70,16 @@ def _ray_workers() -> list[int]:
     return pids
 
 
-def _wait(predicate, seconds: float, what: str):
+def _wait(predicate, seconds: float, what: str, driver: subprocess.Popen):
     deadline = time.time() + seconds
     while time.time() < deadline:
         value = predicate()
         if value:
             return value
+        if driver.poll() is not None:  # the driver ended before: say why instead of waiting out the deadline
+            raise AssertionError(
+                f"the driver exited ({driver.returncode}) before {what}: {driver.stderr.read()[-3000:]}"
+            )
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -90,7 +94,7 @@ def test_ray_matches_serial_and_survives_a_killed_worker(run, data, tmp_path):
     serial = subprocess.run(_command(run, data, tmp_path / "serial", 12, "local"), capture_output=True, text=True)
     assert serial.returncode == 0, serial.stderr
     driver = _start(_command(run, data, tmp_path / "ray", 12, "ray"))
-    victim = _wait(_ray_workers, 120, "a Ray worker running a task")[0]
+    victim = _wait(_ray_workers, 120, "a Ray worker running a task", driver)[0]
     os.kill(victim, signal.SIGKILL)  # mid-task: Ray runs the task again on another worker
     stdout, stderr = driver.communicate(timeout=240)
     assert driver.returncode == 0, stderr
@@ -103,7 +107,7 @@ def test_a_killed_driver_resumes_with_only_the_unfinished_tasks(run, data, tmp_p
     out = tmp_path / "out"
     stamps = out / ".tasks"
     driver = _start(_command(run, data, out, 12, "ray"))
-    _wait(lambda: stamps.is_dir() and len(list(stamps.glob("*.json"))) >= 2, 180, "two finished tasks")
+    _wait(lambda: stamps.is_dir() and len(list(stamps.glob("*.json"))) >= 2, 180, "two finished tasks", driver)
     os.killpg(driver.pid, signal.SIGKILL)
     driver.wait()
     before = {p.name: p.stat().st_mtime_ns for p in stamps.glob("*.json")}

@@ -77,7 +77,7 @@ def run_ray(
             ray.init(address=address, **options)
         except ConnectionError as err:
             raise V1ReconError(f"--address {address}: no Ray cluster answers there ({err}).") from None
-    remote = ray.remote(execute).options(max_retries=MAX_RETRIES)
+    remote = ray.remote(execute)  # options per call: an options() wrapper has no options() of its own
     waiting = {t.name: t for t in todo}
     finished = {t.name for t in job.tasks} - set(waiting)
     running: dict[Any, Task] = {}
@@ -86,9 +86,9 @@ def run_ray(
         with _bar(job, todo, progress) as bar:
             while waiting or running:
                 for task in [t for t in waiting.values() if all(n in finished for n in t.needs)]:
-                    ref = remote.options(num_cpus=task.cpus, num_gpus=task.gpus, name=task.name).remote(
-                        task, str(job.stamp_path(task))
-                    )
+                    ref = remote.options(
+                        num_cpus=task.cpus, num_gpus=task.gpus, name=task.name, max_retries=MAX_RETRIES
+                    ).remote(task, str(job.stamp_path(task)))
                     running[ref] = waiting.pop(task.name)
                 bar.set_postfix_str(f"running {len(running)}, waiting {len(waiting)}")
                 ready, _ = ray.wait(list(running), num_returns=1)
