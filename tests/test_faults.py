@@ -148,3 +148,18 @@ def test_other_commands_never_delete_or_overwrite_inputs(data, tmp_path):
     report = subprocess.run(v1recon("report", tmp_path, "--out", target), capture_output=True, text=True)
     assert report.returncode == 2
     assert _hashes(data) == before and not (data / "run").exists()
+
+
+def test_killed_simulation_leaves_no_folder_and_the_rerun_gives_the_same_files(tmp_path):
+    """simulate writes into a temporary sibling and renames it at the end: a kill leaves no output folder (so
+    nothing half-written is ever read), and the rerun writes the files of an uninterrupted run, byte for byte."""
+    args = ["simulate", "--preset", "tiny", "--mice", "4", "--workers", "1", "--seed", "0", "--no-figure"]
+    complete(v1recon(*args[:1], tmp_path / "whole", *args[1:]))
+    out = tmp_path / "killed"
+    started = lambda: any(tmp_path.glob(".killed.*.tmp/killed/*/data"))  # noqa: E731
+    kill_when(v1recon(*args[:1], out, *args[1:]), started, seed=5)
+    assert not out.exists()
+    complete(v1recon(*args[:1], out, *args[1:]))
+    files = sorted(p.relative_to(out) for p in out.rglob("*.npy"))
+    assert files and files == sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.npy"))
+    assert all((out / f).read_bytes() == (tmp_path / "whole" / f).read_bytes() for f in files)
