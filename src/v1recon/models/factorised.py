@@ -8,7 +8,10 @@ Built for CPUs and for the thousands of forward/backward passes of a reconstruct
   trainer provides them (v1recon.models.rf_init), else wide at random places;
 - behaviour modulates each neuron (an additive drive and a multiplicative gain from pupil dilation, running
   speed and pupil position) and the pupil centre shifts every readout position of the mouse (eye movements);
-- the output is softplus (or ELU + 1), non-negative.
+- the output is softplus (or ELU + 1), non-negative;
+- optional generic modulations (v1recon.models.modulation, off by default): divisive normalisation by the features of
+  a wider surround, divisive adaptation to the neuron's own output over `adaptation_frames` of history, a saturating
+  behaviour gain of either sign.
 Whole trials run in one pass (no windows); the first `context_frames` frames see replicated first frames.
 """
 
@@ -35,6 +38,9 @@ FAST3D_KWARGS = dict(
     train_predicted_frames=30,  # frames predicted per training clip (after the context)
     behaviour=True,  # per-neuron drive and gain from behaviour
     pupil_shift=True,  # per-mouse image shift from the pupil centre
+    surround=False,  # divisive normalisation by the features under a wider Gaussian (modulation.SurroundNorm)
+    adaptation_frames=0,  # > 0: divisive adaptation to the own output over this many frames (modulation.Adaptation)
+    behaviour_hidden=0,  # > 0: tanh units of behaviour for a saturating gain of either sign (SaturatingGain)
 )
 # Readout width (in screen half-widths) for neurons whose RF centre is estimated from data before training: about
 # the in-silico mouse's RF sigma (3.6 px of 64); narrower starts learned more slowly (0.06: 0.52 vs 0.59 of truth).
@@ -140,7 +146,12 @@ class GaussianReadout(nn.Module):
     Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain.
     """
 
-    def __init__(self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None):
+    def __init__(
+        self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None,
+        surround: bool = False, adaptation_frames: int = 0, behaviour_hidden: int = 0,
+    ) -> None:  # fmt: skip
+        from v1recon.models.modulation import Adaptation, SaturatingGain, SurroundNorm
+
         super().__init__()
         self.n_neurons = n_neurons
         # free_mask=(h, w): a free spatial mask per neuron (factorised readout) instead of a Gaussian one
@@ -156,33 +167,46 @@ class GaussianReadout(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_neurons))
         self.behaviour_drive = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
         self.behaviour_gain = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
+        self.surround = SurroundNorm(n_neurons, features) if surround else None
+        self.adaptation = Adaptation(n_neurons, adaptation_frames) if adaptation_frames > 0 else None
+        self.saturating = SaturatingGain(n_neurons, behaviour_hidden) if behaviour_hidden > 0 else None
 
-    def masks(self, h: int, w: int) -> torch.Tensor:
-        """Normalised spatial masks (N, h*w) on a grid of pixel centres in [-1, 1] (align_corners=False)."""
+    def masks(self, h: int, w: int, widen: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised spatial masks (N, h*w) on a grid of pixel centres in [-1, 1] (align_corners=False); `widen`
+        (N,) multiplies each Gaussian's sigma."""
         dev = self.position.device
         ys = (torch.arange(h, device=dev) + 0.5) * 2 / h - 1
         xs = (torch.arange(w, device=dev) + 0.5) * 2 / w - 1
         d2 = (xs[None, None, :] - self.position[:, 0, None, None]) ** 2 + (
             ys[None, :, None] - self.position[:, 1, None, None]
         ) ** 2  # (N, h, w)
-        sigma2 = torch.exp(2 * self.log_sigma).clamp(min=1e-4)
+        sigma2 = torch.exp(2 * self.log_sigma).clamp(min=1e-4) * (1.0 if widen is None else widen**2)
         return torch.softmax((-d2 / (2 * sigma2[:, None, None])).reshape(self.n_neurons, h * w), dim=1)
 
-    def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> torch.Tensor:
-        """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)."""
+    def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)
+        and, with a surround, its divisor (B, N, T) (else None)."""
         b, c, t, h, w = feats.shape
         spatial = self.free_mask if self.free_mask is not None else self.masks(h, w)
-        mask = (self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)
+        masks = [(self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)]
+        if self.surround is not None:
+            wide = self.masks(h, w, widen=self.surround.log_ratio.exp())
+            masks.append((self.surround.weight[:, :, None] * wide[:, None, :]).reshape(self.n_neurons, c * h * w))
         flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
-        drive = (flat @ mask.t()).reshape(b, t, self.n_neurons).transpose(1, 2) + self.bias[:, None]
+        pooled = (flat @ torch.cat(masks).t()).reshape(b, t, -1).transpose(1, 2)
+        drive = pooled[:, : self.n_neurons] + self.bias[:, None]
         if self.behaviour_drive is not None:
             drive = drive + torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_drive)
-        return drive
+        divisor = None if self.surround is None else self.surround.divisor(pooled[:, self.n_neurons :])
+        return drive, divisor
 
     def gain(self, behaviour_z: torch.Tensor) -> torch.Tensor | None:
         if self.behaviour_gain is None:
             return None
-        return torch.exp(torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain).clamp(-5, 5))
+        log_gain = torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain)
+        if self.saturating is not None:
+            log_gain = log_gain + self.saturating(behaviour_z)
+        return torch.exp(log_gain.clamp(-5, 5))
 
 
 def translate(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -286,7 +310,7 @@ class Fast3d(CausalWholeTrialModel):
             raise ValueError(f"output must be 'softplus' or 'elu1', got {kw['output']!r}")
         self.kwargs = kw
         self.neuron_counts = [int(n) for n in neuron_counts]
-        self.context_frames = sum(k - 1 for k in kw["temporal_kernels"])
+        self.context_frames = sum(k - 1 for k in kw["temporal_kernels"]) + max(0, int(kw["adaptation_frames"]) - 1)
         self.train_clip_frames = self.context_frames + int(kw["train_predicted_frames"])
         widths = (1, *kw["channels"])
         self.core = nn.Sequential(
@@ -302,7 +326,10 @@ class Fast3d(CausalWholeTrialModel):
         if kw["readout"] not in ("gaussian", "free"):
             raise ValueError(f"readout must be 'gaussian' or 'free', got {kw['readout']!r}")
         free = self.feature_shape() if kw["readout"] == "free" else None
-        self.readouts = nn.ModuleList(GaussianReadout(n, widths[-1], kw["behaviour"], free) for n in self.neuron_counts)
+        modulation = {k: kw[k] for k in ("surround", "adaptation_frames", "behaviour_hidden")}
+        self.readouts = nn.ModuleList(
+            GaussianReadout(n, widths[-1], kw["behaviour"], free, **modulation) for n in self.neuron_counts
+        )
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts) if kw["pupil_shift"] else None
 
     def feature_shape(self) -> tuple[int, int]:
@@ -328,10 +355,30 @@ class Fast3d(CausalWholeTrialModel):
         check_encoder_inputs(video, behaviour)
         readout = self.readouts[mouse]
         beh = readout.behaviour_norm(behaviour)
+        adaptation = readout.adaptation
+        if adaptation is None:
+            return self._rate(video, beh, mouse, start)
+        # adaptation divides by the output of its kernel's length before `start`; in training that history is
+        # computed without a gradient (a forward pass only), which keeps long-memory clips affordable
+        first = max(0, start - adaptation.frames + 1)
+        if start > first and torch.is_grad_enabled():
+            core = min(start, self.context_frames - adaptation.frames + 1)  # the core's own temporal context
+            with torch.no_grad():
+                history = self._rate(video[:, :start], beh[:, :, :start], mouse, first)
+            rate = torch.cat([history, self._rate(video[:, start - core :], beh[:, :, start - core :], mouse, core)], 2)
+        else:
+            rate = self._rate(video, beh, mouse, first)
+        return adaptation(rate)[..., start - first :]
+
+    def _rate(self, video, beh, mouse: int, start: int) -> torch.Tensor:
+        """Output before adaptation (B, N, T - start), behaviour already normalised (B, 4, T)."""
+        readout = self.readouts[mouse]
         feats = self.features(video, beh[:, 2:], mouse)[:, :, start:]
         beh = beh[:, :, start:]
-        drive = readout(feats, beh)
+        drive, divisor = readout(feats, beh)
         out = F.softplus(drive) if self.kwargs["output"] == "softplus" else F.elu(drive) + 1.0
+        if divisor is not None:
+            out = out / divisor
         gain = readout.gain(beh)
         return out if gain is None else out * gain
 
@@ -349,6 +396,8 @@ class Fast3d(CausalWholeTrialModel):
         """Initialise the readout bias so that a zero drive predicts each neuron's mean response (N,)."""
         mean = torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-3)
         readout = self.readouts[self.check_mouse(mouse)]
+        if readout.adaptation is not None:
+            readout.adaptation.scale.copy_(mean)
         if self.kwargs["output"] == "softplus":
             readout.bias.copy_(inverse_softplus(mean))
         else:
