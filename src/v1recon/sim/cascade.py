@@ -9,9 +9,10 @@ frequencies, latencies), output stage, calcium kernel and noise calibration. Per
 2. Subunits: linear spatial filters (Gabors in visual degrees, or a difference of Gaussians), each filtered in time
    by the neuron's biphasic kernels (50-100 ms latency). Half-wave rectification is smooth, h(x) = softplus(b x) / b,
    so the drive has a gradient at grey. Seven cell types (fractions of the population in brackets):
-   - simple (20 %): the rectified even Gabor, with a dark (OFF) bias of the linear filter of 0-0.4 of its norm
-     (OFF subfields dominate in mouse V1: Jimenez et al. 2018, J Neurophysiol 120:2876; Kremkow et al. 2014, PNAS
-     111:3170 in cat); a quarter are direction selective (space-time inseparable, as in the energy family);
+   - simple (20 %): the rectified even Gabor with a dark (OFF) bias: a uniform dark field drives it 0-15 % as much
+     as the optimal grating of equal contrast (OFF subfields dominate in mouse V1: Jimenez et al. 2018,
+     J Neurophysiol 120:2876; Kremkow et al. 2014, PNAS 111:3170 in cat); a quarter are direction selective
+     (space-time inseparable, as in the energy family);
    - complex (25 %): the quadrature energy, a quarter direction selective;
    - end-stopped (12 %): centre energy minus 0.5-1.0 times the energy of two end zones displaced along the bars by
      1.5-2.5 along-sigmas, rectified, so short bars win over long ones (hypercomplex cells: Hubel & Wiesel 1965,
@@ -25,7 +26,7 @@ frequencies, latencies), output stage, calcium kernel and noise calibration. Per
      Gabors: Walker et al. 2019, Nat Neurosci 22:2060; Ukita, Yoshida & Ohki 2019, Sci Rep 9:3791; angle cells of
      Ito & Komatsu 2004, J Neurosci 24:3313);
    - on-centre (8 %) and off-centre (15 %): a rectified difference of Gaussians (centre sigma 0.6 of the RF sigma,
-     2.5-7 deg; surround 2-3x wider, weight 0.6-0.9, so some luminance response remains); OFF cells outnumber ON
+     2.5-7 deg; surround 2-3x wider, weight 0.75-0.95, so some luminance response remains); OFF cells outnumber ON
      cells about 2:1 (Jimenez et al. 2018; unoriented cells of mouse V1: Niell & Stryker 2008, J Neurosci 28:7520).
 3. Divisive normalisation by a pool of local oriented energies (2 scales x 4 orientations, read at 4-px resolution):
    an untuned centre pool (the contrast normalisation of the energy family), a cross-orientation pool (energy at
@@ -87,7 +88,7 @@ GROUP_EDGES = {"surround": 0.5, "adaptation": 0.5}  # strong / weak boundary of 
 
 EXTRA_PARAMS = (
     "cell_type",  # index into CELL_TYPES
-    "off_bias",  # simple cells: dark preference of the linear filter (fraction of its norm)
+    "off_bias",  # simple cells: response to a uniform dark field over that to the optimal grating of equal contrast
     "cross_weight",  # cross-orientation pool weight
     "surround_weight",  # surround pool weight
     "surround_ratio",  # surround sigma / RF sigma
@@ -273,9 +274,8 @@ class CascadeV1(GroundTruthV1):
             cx, cy, sigma, aspect, sf, ori, phase = (q[k] for k in names)
             if name in ("simple", "complex", "end-stopped"):
                 even, odd, env = oriented_filters(cx, cy, sigma, aspect, sf, ori, phase)
-                if name == "simple":  # a dark-preferring luminance part (OFF dominance)
-                    lum = _unit(env)
-                    even = even - q["off_bias"][:, None, None] * lum
+                if name == "simple":  # a dark-preferring luminance part (OFF dominance), see off_bias
+                    even = even - q["off_bias"][:, None, None] * _unit(env) / np.sqrt(2)
                 parts = [(even, env), (odd, env)]
                 if name == "end-stopped":
                     e_even, e_odd, e_env = oriented_filters(cx, cy, sigma, aspect, sf, ori, phase, q["end_offset"])
@@ -477,7 +477,7 @@ def random_cascade_population(rng: np.random.Generator, n_neurons: int) -> dict[
     strong = rng.random(n) < SURROUND_SUPPRESSED
     suppressed = rng.random(n) < RUN_SUPPRESSED
     p.update(
-        off_bias=rng.uniform(0.0, 0.4, n),
+        off_bias=rng.uniform(0.0, 0.15, n),
         cross_weight=rng.uniform(0.0, 1.5, n),
         surround_weight=np.where(strong, rng.uniform(0.5, 2.5, n), rng.uniform(0.0, 0.3, n)),
         surround_ratio=rng.uniform(2.0, 3.5, n),
@@ -487,7 +487,7 @@ def random_cascade_population(rng: np.random.Generator, n_neurons: int) -> dict[
         subunit_spread=rng.uniform(1.0, 2.0, n),
         arm_angle_rad=rng.choice([-1.0, 1.0], n) * np.deg2rad(rng.uniform(60, 120, n)),
         dog_ratio=rng.uniform(2.0, 3.0, n),
-        dog_weight=rng.uniform(0.6, 0.9, n),
+        dog_weight=rng.uniform(0.75, 0.95, n),
         adapt_strength=rng.uniform(0.0, 1.0, n),
         adapt_tau_frames=rng.uniform(15.0, 45.0, n),
         adapt_ref=np.ones(n),
