@@ -85,3 +85,21 @@ def test_training_clips_take_the_adaptation_history_without_its_gradient():
     core = model.context_frames - (model.readouts[0].adaptation.frames - 1)  # the core's own temporal context
     assert video.grad[:, : idx[0] - core].abs().max() == 0  # frames seen only by the adaptation history
     assert video.grad[:, idx[0] - core :].abs().sum(dim=(0, 2, 3)).min() > 0
+
+
+def test_point_readout_reads_the_features_at_the_position():
+    torch.manual_seed(0)
+    model = build_model("fast3d", [2], **dict(TINY, readout="point", downsample=1, surround=True)).eval()
+    video, behaviour = inputs(1, 20)
+    with torch.no_grad():
+        model.set_readout_positions(0, torch.tensor([[-0.5, 0.25], [0.3, -0.6]]))
+        feats = model.features(video, model.readouts[0].behaviour_norm(behaviour)[:, 2:], 0)  # (1, C, T, 18, 32)
+        pooled = model.readouts[0]._point(feats)
+    h, w = feats.shape[-2:]
+    col, row = (0.3 + 1) * w / 2 - 0.5, (-0.6 + 1) * h / 2 - 0.5  # neuron 1: between pixels (10.7, 20.3)
+    r0, c0, fr, fc = int(row), int(col), row - int(row), col - int(col)
+    f = feats[0, :, :, r0 : r0 + 2, c0 : c0 + 2]
+    expected = (f[..., 0, 0] * (1 - fr) * (1 - fc) + f[..., 0, 1] * (1 - fr) * fc + f[..., 1, 0] * fr * (1 - fc)
+                + f[..., 1, 1] * fr * fc)  # fmt: skip
+    torch.testing.assert_close(pooled[0, 1], model.readouts[0].weight[1] @ expected, rtol=1e-4, atol=1e-5)
+    assert pooled.shape == (1, 4, 20)  # and the surround pools of both neurons

@@ -34,7 +34,8 @@ FAST3D_KWARGS = dict(
     temporal_kernels=(11, 5),
     output="softplus",  # or "elu1"
     gabor_init=True,  # first spatial filters start as a quadrature Gabor bank (a V1-like prior that speeds training)
-    readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width) or "free" (every pixel learned)
+    readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width), "free" (every pixel learned) or
+    # "point" (features read bilinearly at the position alone: cheap on fine feature maps)
     train_predicted_frames=30,  # frames predicted per training clip (after the context)
     behaviour=True,  # per-neuron drive and gain from behaviour
     pupil_shift=True,  # per-mouse image shift from the pupil centre
@@ -143,17 +144,20 @@ class GaussianReadout(nn.Module):
     The response drive of neuron n at frame t is sum over channels c and positions p of
     weight[n, c] * mask[n, p] * features[t, c, p]: one matrix product with a (C*h*w, N) matrix per call, the fastest
     form on CPUs and GPUs. Masks start wide so that every neuron's centre gets a gradient, and narrow as they learn.
-    Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain.
+    Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain. With `point`, each neuron
+    reads the features at its position only (bilinear, as the Sensorium baseline's readout at its mean position:
+    Lurz et al. 2021, ICLR), its surround from the features blurred by two 5 x 5 box filters.
     """
 
     def __init__(
         self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None,
-        surround: bool = False, adaptation_frames: int = 0, behaviour_hidden: int = 0,
+        surround: bool = False, adaptation_frames: int = 0, behaviour_hidden: int = 0, point: bool = False,
     ) -> None:  # fmt: skip
         from v1recon.models.modulation import Adaptation, SaturatingGain, SurroundNorm
 
         super().__init__()
         self.n_neurons = n_neurons
+        self.point = point
         # free_mask=(h, w): a free spatial mask per neuron (factorised readout) instead of a Gaussian one
         self.free_mask = (
             nn.Parameter(torch.full((n_neurons, free_mask[0] * free_mask[1]), 1.0 / (free_mask[0] * free_mask[1])))
@@ -186,6 +190,15 @@ class GaussianReadout(nn.Module):
     def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)
         and, with a surround, its divisor (B, N, T) (else None)."""
+        pooled = self._point(feats) if self.point else self._masked(feats)
+        drive = pooled[:, : self.n_neurons] + self.bias[:, None]
+        if self.behaviour_drive is not None:
+            drive = drive + torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_drive)
+        divisor = None if self.surround is None else self.surround.divisor(pooled[:, self.n_neurons :])
+        return drive, divisor
+
+    def _masked(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, N or 2N, T): the weighted features under each neuron's mask (then its surround's)."""
         b, c, t, h, w = feats.shape
         spatial = self.free_mask if self.free_mask is not None else self.masks(h, w)
         masks = [(self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)]
@@ -193,12 +206,20 @@ class GaussianReadout(nn.Module):
             wide = self.masks(h, w, widen=self.surround.log_ratio.exp())
             masks.append((self.surround.weight[:, :, None] * wide[:, None, :]).reshape(self.n_neurons, c * h * w))
         flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
-        pooled = (flat @ torch.cat(masks).t()).reshape(b, t, -1).transpose(1, 2)
-        drive = pooled[:, : self.n_neurons] + self.bias[:, None]
-        if self.behaviour_drive is not None:
-            drive = drive + torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_drive)
-        divisor = None if self.surround is None else self.surround.divisor(pooled[:, self.n_neurons :])
-        return drive, divisor
+        return (flat @ torch.cat(masks).t()).reshape(b, t, -1).transpose(1, 2)
+
+    def _point(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, N or 2N, T): the weighted features at each neuron's position (then blurred, for its surround)."""
+        b, c, t, h, w = feats.shape
+        x = feats.transpose(1, 2).reshape(b * t, c, h, w)
+        grid = self.position.clamp(-1, 1).view(1, 1, -1, 2).expand(b * t, 1, self.n_neurons, 2)
+        out = [torch.einsum("kcn,nc->kn", F.grid_sample(x, grid, align_corners=False)[:, :, 0], self.weight)]
+        if self.surround is not None:
+            for _ in range(2):
+                x = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+            wide = F.grid_sample(x, grid, align_corners=False)[:, :, 0]
+            out.append(torch.einsum("kcn,nc->kn", wide, self.surround.weight))
+        return torch.cat(out, 1).reshape(b, t, -1).transpose(1, 2)
 
     def gain(self, behaviour_z: torch.Tensor) -> torch.Tensor | None:
         if self.behaviour_gain is None:
@@ -321,16 +342,25 @@ class Fast3d(CausalWholeTrialModel):
             ]
         )  # fmt: skip
         if kw["gabor_init"]:
+            n_filters, size = self.core[0].spatial.weight.shape[::3]
+            pairs, scale = n_filters // 2, 2.0 / kw["downsample"]  # the bank's periods are for the frame pooled by 2
+            periods = tuple(p * scale for p in ((6.0,) if pairs <= 4 else (6.0, 4.0)))
             with torch.no_grad():
-                self.core[0].spatial.weight.copy_(gabor_bank(*self.core[0].spatial.weight.shape[::3]))
-        if kw["readout"] not in ("gaussian", "free"):
-            raise ValueError(f"readout must be 'gaussian' or 'free', got {kw['readout']!r}")
+                self.core[0].spatial.weight.copy_(gabor_bank(n_filters, size, periods))
+        if kw["readout"] not in ("gaussian", "free", "point"):
+            raise ValueError(f"readout must be 'gaussian', 'free' or 'point', got {kw['readout']!r}")
         free = self.feature_shape() if kw["readout"] == "free" else None
         modulation = {k: kw[k] for k in ("surround", "adaptation_frames", "behaviour_hidden")}
+        modulation["point"] = kw["readout"] == "point"
         self.readouts = nn.ModuleList(
             GaussianReadout(n, widths[-1], kw["behaviour"], free, **modulation) for n in self.neuron_counts
         )
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts) if kw["pupil_shift"] else None
+
+    @property
+    def rf_init_options(self) -> dict:
+        """Options of the RF start (v1recon.models.rf_init.rf_positions): full resolution for a full-resolution core."""
+        return {"full_resolution": True} if self.kwargs["downsample"] == 1 else {}
 
     def feature_shape(self) -> tuple[int, int]:
         """Height and width of the core's output map for a 36 x 64 frame."""
