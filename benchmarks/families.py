@@ -73,6 +73,8 @@ def measure(args, family: str, preset: str) -> dict:
     options = {k: v for k, v in (("epochs", args.epochs), ("samples_per_epoch", args.samples_per_epoch)) if v}
     if args.overrides:
         options["model_overrides"] = parse_overrides(args.overrides)
+    if args.shared_gain:
+        options["shared_gain"] = True
     run = train_run(data, run_dir, preset=preset, n_models=args.models, seed=args.seed, device=args.device,
                     time_budget_min=args.train_minutes, progress=args.progress, **options)  # fmt: skip
     train_s = run.timings.get("total_seconds", time.perf_counter() - started)
@@ -139,6 +141,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--samples-per-epoch", type=int, default=None)
     parser.add_argument("--override", dest="overrides", action="append", default=[], help="model kwarg key=value")
+    parser.add_argument("--shared-gain", action="store_true", help="train with the clip's shared gain divided out")
     parser.add_argument("--tag", default="", help="suffix of the run folder of a variant")
     parser.add_argument("--tiers", nargs="+", default=["oracle", "live_test", "final_test"])
     parser.add_argument("--recon-trials", type=int, default=0, help="final_test movies per mouse (0: skip)")

@@ -190,3 +190,20 @@ def test_format_table_prints_each_family_of_neuron_groups_on_its_own_line():
     by = {line.split(" by ")[1].split(" (")[0]: line for line in lines if "relative to the truth by" in line}
     assert set(by) == {"cell type", "spatial frequency", "surround suppression", "contrast adaptation", "running gain"}
     assert "pooling 0.80 (3), corner 0.80 (3)" in by["cell type"] and "surround strong" in by["surround suppression"]
+
+
+def test_shared_clip_gain_is_the_poisson_scale_relative_to_the_batch():
+    import torch
+
+    from v1recon.training.losses import poisson_loss
+    from v1recon.training.trainer import shared_clip_gain
+
+    pred = torch.rand(3, 5, 7) + 0.1
+    target = pred * torch.tensor([0.5, 1.0, 2.0])[:, None, None]  # three brain states
+    gain = shared_clip_gain(pred, target)
+    ratios = torch.tensor([0.5, 1.0, 2.0]) / (3.5 / 3)
+    torch.testing.assert_close(gain.flatten(), ratios)
+    # per clip it is the scale that minimises the Poisson loss (up to the batch normalisation)
+    scales = torch.linspace(0.2, 3.0, 281)
+    losses = [float(poisson_loss(pred[2:] * s, target[2:])) for s in scales]
+    assert float(scales[int(np.argmin(losses))]) == pytest.approx(2.0, abs=0.011)
