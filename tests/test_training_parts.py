@@ -175,3 +175,35 @@ def test_group_ratios_average_within_each_group_and_skip_empty_ones():
     assert out["b"]["ratio"] == pytest.approx(0.75)
     with pytest.raises(V1ReconError, match="group 'a'"):
         group_ratios(model_r[:3], truth_r[:3], groups)
+
+
+def test_format_table_prints_each_family_of_neuron_groups_on_its_own_line():
+    from v1recon.training.evaluate import format_table
+
+    groups = {k: {"n_neurons": 3, "truth": 0.3, "ratio": 0.8}
+              for k in ("pooling", "corner", "sf < 0.035 c/deg", "surround strong", "adaptation weak",
+                        "running suppresses")}  # fmt: skip
+    metrics = {"single_trial_correlation": 0.2, "correlation_to_average": 0.3, "feve": 0.4}
+    mouse = {"n_trials": 6, "n_stimuli": 2, "tiers": ["oracle"], "encoders": {"model-0": metrics, "ensemble": metrics},
+             "ensemble_beats_best_model": False, "best_model": "model-0", "ratio_by_group": groups}  # fmt: skip
+    lines = format_table({"mice": {"m": mouse}}).splitlines()
+    by = {line.split(" by ")[1].split(" (")[0]: line for line in lines if "relative to the truth by" in line}
+    assert set(by) == {"cell type", "spatial frequency", "surround suppression", "contrast adaptation", "running gain"}
+    assert "pooling 0.80 (3), corner 0.80 (3)" in by["cell type"] and "surround strong" in by["surround suppression"]
+
+
+def test_shared_clip_gain_is_the_poisson_scale_relative_to_the_batch():
+    import torch
+
+    from v1recon.training.losses import poisson_loss
+    from v1recon.training.trainer import shared_clip_gain
+
+    pred = torch.rand(3, 5, 7) + 0.1
+    target = pred * torch.tensor([0.5, 1.0, 2.0])[:, None, None]  # three brain states
+    gain = shared_clip_gain(pred, target)
+    ratios = torch.tensor([0.5, 1.0, 2.0]) / (3.5 / 3)
+    torch.testing.assert_close(gain.flatten(), ratios)
+    # per clip it is the scale that minimises the Poisson loss (up to the batch normalisation)
+    scales = torch.linspace(0.2, 3.0, 281)
+    losses = [float(poisson_loss(pred[2:] * s, target[2:])) for s in scales]
+    assert float(scales[int(np.argmin(losses))]) == pytest.approx(2.0, abs=0.011)

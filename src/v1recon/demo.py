@@ -30,6 +30,7 @@ class DemoConfig:
     """What the demo runs; the defaults fit the CPU budget of the README (about 35 minutes on 2 cores)."""
 
     sim_preset: str = "default"
+    sim_family: str = "energy"  # the in-silico mouse's model family (v1recon.sim.families)
     mice: int = 2
     model_preset: str = "subunit"
     models: int = 3
@@ -57,6 +58,8 @@ class Demo:
         self.state_path = self.run_dir / DEMO_FILE
         self.state = read_json(self.state_path) if self.state_path.is_file() else {"stages": {}}
         old = self.state.get("config")
+        if old is not None and "sim_family" not in old:  # written before there were families: energy
+            old = {**old, "sim_family": "energy"}
         if old is not None and old != config.to_dict():
             raise V1ReconError(
                 f"{self.state_path}: this folder holds a demo run with another configuration; "
@@ -86,7 +89,8 @@ class Demo:
         from v1recon.sim.simulate import simulate
 
         c = self.config
-        simulate(self.data_dir, preset=c.sim_preset, n_mice=c.mice, seed=c.seed, overwrite=True, log=self.log)
+        simulate(self.data_dir, preset=c.sim_preset, n_mice=c.mice, seed=c.seed, overwrite=True, log=self.log,
+                 family=c.sim_family)  # fmt: skip
 
     def training_done(self) -> bool:
         from v1recon.runs import RUN_FILE, load_run

@@ -21,6 +21,9 @@ def demo(
     sim_preset: str = typer.Option(
         D.sim_preset, "--sim-preset", help="In-silico mouse preset: tiny, default or paper."
     ),
+    sim_family: str = typer.Option(
+        D.sim_family, "--sim-family", help=f"In-silico mouse model family: energy or cascade. Default: {D.sim_family}."
+    ),
     mice: int = typer.Option(D.mice, "--mice", help="Number of simulated mice."),
     model_preset: str = typer.Option(
         D.model_preset, "--model-preset", help="Encoder preset: fast3d, subunit, small or paper."
@@ -64,6 +67,7 @@ def demo(
         shutil.rmtree(run)
     config = DemoConfig(
         sim_preset=sim_preset,
+        sim_family=sim_family,
         mice=mice,
         model_preset=model_preset,
         models=models,

@@ -26,6 +26,13 @@ def simulate_command(
     device: str = typer.Option(
         "cpu", help="Where the ground-truth model runs: 'cpu', 'cuda' or 'auto' (GPU if present). Default: cpu."
     ),
+    family: str = typer.Option(
+        "energy",
+        help="Ground-truth model: 'energy' (Gabor simple, complex and direction-selective cells with contrast "
+        "normalisation) or 'cascade' (adds surround and cross-orientation suppression, end-stopped, multi-subunit "
+        "and ON/OFF centre-surround cells, contrast adaptation over 0.5-1.5 s, running that suppresses some cells "
+        "and an unobserved shared brain state). Default: energy.",
+    ),
     workers: int = typer.Option(
         0,
         help="Processes simulating mice in parallel; 0 = automatic (one per CPU core for the default and paper "
@@ -44,10 +51,20 @@ def simulate_command(
         cores = os.cpu_count() or 1
         minutes = p.estimated_seconds(mice, workers or min(mice, cores)) / 60
         typer.echo(
-            f"preset {preset}: {mice} mice x {p.n_neurons} neurons x {p.n_trials} trials of {p.n_frames} frames; "
+            f"preset {preset}, {family} family: {mice} mice x {p.n_neurons} neurons x {p.n_trials} trials of "
+            f"{p.n_frames} frames; "
             f"needs about {mice * p.disk_bytes() / 1e9:.2f} GB on disk and {minutes:.1f} min on {cores} idle CPU cores"
         )
     result = simulate(
-        out, preset, mice, seed, overwrite=overwrite, figure=figure, log=typer.echo, device=device, workers=workers
+        out,
+        preset,
+        mice,
+        seed,
+        overwrite=overwrite,
+        figure=figure,
+        log=typer.echo,
+        device=device,
+        workers=workers,
+        family=family,
     )
     typer.echo(f"wrote {out} ({result['disk_bytes'] / 1e9:.2f} GB) in {result['seconds']} s")

@@ -8,7 +8,10 @@ Built for CPUs and for the thousands of forward/backward passes of a reconstruct
   trainer provides them (v1recon.models.rf_init), else wide at random places;
 - behaviour modulates each neuron (an additive drive and a multiplicative gain from pupil dilation, running
   speed and pupil position) and the pupil centre shifts every readout position of the mouse (eye movements);
-- the output is softplus (or ELU + 1), non-negative.
+- the output is softplus (or ELU + 1), non-negative;
+- optional generic modulations (v1recon.models.modulation, off by default): divisive normalisation by the features of
+  a wider surround, divisive adaptation to the neuron's own output over `adaptation_frames` of history, a saturating
+  behaviour gain of either sign.
 Whole trials run in one pass (no windows); the first `context_frames` frames see replicated first frames.
 """
 
@@ -31,10 +34,14 @@ FAST3D_KWARGS = dict(
     temporal_kernels=(11, 5),
     output="softplus",  # or "elu1"
     gabor_init=True,  # first spatial filters start as a quadrature Gabor bank (a V1-like prior that speeds training)
-    readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width) or "free" (every pixel learned)
+    readout="gaussian",  # per-neuron spatial mask: "gaussian" (position + width), "free" (every pixel learned) or
+    # "point" (features read bilinearly at the position alone: cheap on fine feature maps)
     train_predicted_frames=30,  # frames predicted per training clip (after the context)
     behaviour=True,  # per-neuron drive and gain from behaviour
     pupil_shift=True,  # per-mouse image shift from the pupil centre
+    surround=False,  # divisive normalisation by the features under a wider Gaussian (modulation.SurroundNorm)
+    adaptation_frames=0,  # > 0: divisive adaptation to the own output over this many frames (modulation.Adaptation)
+    behaviour_hidden=0,  # > 0: tanh units of behaviour for a saturating gain of either sign (SaturatingGain)
 )
 # Readout width (in screen half-widths) for neurons whose RF centre is estimated from data before training: about
 # the in-silico mouse's RF sigma (3.6 px of 64); narrower starts learned more slowly (0.06: 0.52 vs 0.59 of truth).
@@ -137,12 +144,20 @@ class GaussianReadout(nn.Module):
     The response drive of neuron n at frame t is sum over channels c and positions p of
     weight[n, c] * mask[n, p] * features[t, c, p]: one matrix product with a (C*h*w, N) matrix per call, the fastest
     form on CPUs and GPUs. Masks start wide so that every neuron's centre gets a gradient, and narrow as they learn.
-    Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain.
+    Behaviour (normalised per mouse) adds a per-neuron drive and a multiplicative gain. With `point`, each neuron
+    reads the features at its position only (bilinear, as the Sensorium baseline's readout at its mean position:
+    Lurz et al. 2021, ICLR), its surround from the features blurred by two 5 x 5 box filters.
     """
 
-    def __init__(self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None):
+    def __init__(
+        self, n_neurons: int, features: int, behaviour: bool, free_mask: tuple[int, int] | None = None,
+        surround: bool = False, adaptation_frames: int = 0, behaviour_hidden: int = 0, point: bool = False,
+    ) -> None:  # fmt: skip
+        from v1recon.models.modulation import Adaptation, SaturatingGain, SurroundNorm
+
         super().__init__()
         self.n_neurons = n_neurons
+        self.point = point
         # free_mask=(h, w): a free spatial mask per neuron (factorised readout) instead of a Gaussian one
         self.free_mask = (
             nn.Parameter(torch.full((n_neurons, free_mask[0] * free_mask[1]), 1.0 / (free_mask[0] * free_mask[1])))
@@ -156,33 +171,63 @@ class GaussianReadout(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_neurons))
         self.behaviour_drive = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
         self.behaviour_gain = nn.Parameter(torch.zeros(n_neurons, 4)) if behaviour else None
+        self.surround = SurroundNorm(n_neurons, features) if surround else None
+        self.adaptation = Adaptation(n_neurons, adaptation_frames) if adaptation_frames > 0 else None
+        self.saturating = SaturatingGain(n_neurons, behaviour_hidden) if behaviour_hidden > 0 else None
 
-    def masks(self, h: int, w: int) -> torch.Tensor:
-        """Normalised spatial masks (N, h*w) on a grid of pixel centres in [-1, 1] (align_corners=False)."""
+    def masks(self, h: int, w: int, widen: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised spatial masks (N, h*w) on a grid of pixel centres in [-1, 1] (align_corners=False); `widen`
+        (N,) multiplies each Gaussian's sigma."""
         dev = self.position.device
         ys = (torch.arange(h, device=dev) + 0.5) * 2 / h - 1
         xs = (torch.arange(w, device=dev) + 0.5) * 2 / w - 1
         d2 = (xs[None, None, :] - self.position[:, 0, None, None]) ** 2 + (
             ys[None, :, None] - self.position[:, 1, None, None]
         ) ** 2  # (N, h, w)
-        sigma2 = torch.exp(2 * self.log_sigma).clamp(min=1e-4)
+        sigma2 = torch.exp(2 * self.log_sigma).clamp(min=1e-4) * (1.0 if widen is None else widen**2)
         return torch.softmax((-d2 / (2 * sigma2[:, None, None])).reshape(self.n_neurons, h * w), dim=1)
 
-    def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> torch.Tensor:
-        """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)."""
-        b, c, t, h, w = feats.shape
-        spatial = self.free_mask if self.free_mask is not None else self.masks(h, w)
-        mask = (self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)
-        flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
-        drive = (flat @ mask.t()).reshape(b, t, self.n_neurons).transpose(1, 2) + self.bias[:, None]
+    def forward(self, feats: torch.Tensor, behaviour_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """feats (B, C, T, h, w), normalised behaviour (B, 4, T) -> drive before the output nonlinearity (B, N, T)
+        and, with a surround, its divisor (B, N, T) (else None)."""
+        pooled = self._point(feats) if self.point else self._masked(feats)
+        drive = pooled[:, : self.n_neurons] + self.bias[:, None]
         if self.behaviour_drive is not None:
             drive = drive + torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_drive)
-        return drive
+        divisor = None if self.surround is None else self.surround.divisor(pooled[:, self.n_neurons :])
+        return drive, divisor
+
+    def _masked(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, N or 2N, T): the weighted features under each neuron's mask (then its surround's)."""
+        b, c, t, h, w = feats.shape
+        spatial = self.free_mask if self.free_mask is not None else self.masks(h, w)
+        masks = [(self.weight[:, :, None] * spatial[:, None, :]).reshape(self.n_neurons, c * h * w)]
+        if self.surround is not None:
+            wide = self.masks(h, w, widen=self.surround.log_ratio.exp())
+            masks.append((self.surround.weight[:, :, None] * wide[:, None, :]).reshape(self.n_neurons, c * h * w))
+        flat = feats.transpose(1, 2).reshape(b * t, c * h * w)
+        return (flat @ torch.cat(masks).t()).reshape(b, t, -1).transpose(1, 2)
+
+    def _point(self, feats: torch.Tensor) -> torch.Tensor:
+        """(B, N or 2N, T): the weighted features at each neuron's position (then blurred, for its surround)."""
+        b, c, t, h, w = feats.shape
+        x = feats.transpose(1, 2).reshape(b * t, c, h, w)
+        grid = self.position.clamp(-1, 1).view(1, 1, -1, 2).expand(b * t, 1, self.n_neurons, 2)
+        out = [torch.einsum("kcn,nc->kn", F.grid_sample(x, grid, align_corners=False)[:, :, 0], self.weight)]
+        if self.surround is not None:
+            for _ in range(2):
+                x = F.avg_pool2d(x, 5, stride=1, padding=2, count_include_pad=False)
+            wide = F.grid_sample(x, grid, align_corners=False)[:, :, 0]
+            out.append(torch.einsum("kcn,nc->kn", wide, self.surround.weight))
+        return torch.cat(out, 1).reshape(b, t, -1).transpose(1, 2)
 
     def gain(self, behaviour_z: torch.Tensor) -> torch.Tensor | None:
         if self.behaviour_gain is None:
             return None
-        return torch.exp(torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain).clamp(-5, 5))
+        log_gain = torch.einsum("bkt,nk->bnt", behaviour_z, self.behaviour_gain)
+        if self.saturating is not None:
+            log_gain = log_gain + self.saturating(behaviour_z)
+        return torch.exp(log_gain.clamp(-5, 5))
 
 
 def translate(frames: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -313,7 +358,7 @@ class Fast3d(CausalWholeTrialModel):
             raise ValueError(f"output must be 'softplus' or 'elu1', got {kw['output']!r}")
         self.kwargs = kw
         self.neuron_counts = [int(n) for n in neuron_counts]
-        self.context_frames = sum(k - 1 for k in kw["temporal_kernels"])
+        self.context_frames = sum(k - 1 for k in kw["temporal_kernels"]) + max(0, int(kw["adaptation_frames"]) - 1)
         self.train_clip_frames = self.context_frames + int(kw["train_predicted_frames"])
         widths = (1, *kw["channels"])
         self.core = nn.Sequential(
@@ -324,13 +369,25 @@ class Fast3d(CausalWholeTrialModel):
             ]
         )  # fmt: skip
         if kw["gabor_init"]:
+            n_filters, size = self.core[0].spatial.weight.shape[::3]
+            pairs, scale = n_filters // 2, 2.0 / kw["downsample"]  # the bank's periods are for the frame pooled by 2
+            periods = tuple(p * scale for p in ((6.0,) if pairs <= 4 else (6.0, 4.0)))
             with torch.no_grad():
-                self.core[0].spatial.weight.copy_(gabor_bank(*self.core[0].spatial.weight.shape[::3]))
-        if kw["readout"] not in ("gaussian", "free"):
-            raise ValueError(f"readout must be 'gaussian' or 'free', got {kw['readout']!r}")
+                self.core[0].spatial.weight.copy_(gabor_bank(n_filters, size, periods))
+        if kw["readout"] not in ("gaussian", "free", "point"):
+            raise ValueError(f"readout must be 'gaussian', 'free' or 'point', got {kw['readout']!r}")
         free = self.feature_shape() if kw["readout"] == "free" else None
-        self.readouts = nn.ModuleList(GaussianReadout(n, widths[-1], kw["behaviour"], free) for n in self.neuron_counts)
+        modulation = {k: kw[k] for k in ("surround", "adaptation_frames", "behaviour_hidden")}
+        modulation["point"] = kw["readout"] == "point"
+        self.readouts = nn.ModuleList(
+            GaussianReadout(n, widths[-1], kw["behaviour"], free, **modulation) for n in self.neuron_counts
+        )
         self.shifters = nn.ModuleList(Shifter() for _ in self.neuron_counts) if kw["pupil_shift"] else None
+
+    @property
+    def rf_init_options(self) -> dict:
+        """Options of the RF start (v1recon.models.rf_init.rf_positions): full resolution for a full-resolution core."""
+        return {"full_resolution": True} if self.kwargs["downsample"] == 1 else {}
 
     def feature_shape(self) -> tuple[int, int]:
         """Height and width of the core's output map for a 36 x 64 frame."""
@@ -355,10 +412,30 @@ class Fast3d(CausalWholeTrialModel):
         check_encoder_inputs(video, behaviour)
         readout = self.readouts[mouse]
         beh = readout.behaviour_norm(behaviour)
+        adaptation = readout.adaptation
+        if adaptation is None:
+            return self._rate(video, beh, mouse, start)
+        # adaptation divides by the output of its kernel's length before `start`; in training that history is
+        # computed without a gradient (a forward pass only), which keeps long-memory clips affordable
+        first = max(0, start - adaptation.frames + 1)
+        if start > first and torch.is_grad_enabled():
+            core = min(start, self.context_frames - adaptation.frames + 1)  # the core's own temporal context
+            with torch.no_grad():
+                history = self._rate(video[:, :start], beh[:, :, :start], mouse, first)
+            rate = torch.cat([history, self._rate(video[:, start - core :], beh[:, :, start - core :], mouse, core)], 2)
+        else:
+            rate = self._rate(video, beh, mouse, first)
+        return adaptation(rate)[..., start - first :]
+
+    def _rate(self, video, beh, mouse: int, start: int) -> torch.Tensor:
+        """Output before adaptation (B, N, T - start), behaviour already normalised (B, 4, T)."""
+        readout = self.readouts[mouse]
         feats = self.features(video, beh[:, 2:], mouse)[:, :, start:]
         beh = beh[:, :, start:]
-        drive = readout(feats, beh)
+        drive, divisor = readout(feats, beh)
         out = F.softplus(drive) if self.kwargs["output"] == "softplus" else F.elu(drive) + 1.0
+        if divisor is not None:
+            out = out / divisor
         gain = readout.gain(beh)
         return out if gain is None else out * gain
 
@@ -376,6 +453,8 @@ class Fast3d(CausalWholeTrialModel):
         """Initialise the readout bias so that a zero drive predicts each neuron's mean response (N,)."""
         mean = torch.as_tensor(mean, dtype=torch.float32).clamp(min=1e-3)
         readout = self.readouts[self.check_mouse(mouse)]
+        if readout.adaptation is not None:
+            readout.adaptation.scale.copy_(mean)
         if self.kwargs["output"] == "softplus":
             readout.bias.copy_(inverse_softplus(mean))
         else:

@@ -2,6 +2,8 @@
 Sensorium-layout recordings with the true model stored beside them."""
 
 from v1recon.sim.behaviour import EyeAndBody, behaviour_trace, random_eye_and_body
+from v1recon.sim.cascade import CascadeV1
+from v1recon.sim.families import DEFAULT_FAMILY, FAMILY_NAMES
 from v1recon.sim.model import (
     CELL_TYPES,
     DEG_PER_PX,
@@ -18,9 +20,12 @@ from v1recon.sim.stimuli import drifting_grating, gaussian_noise_movie, natural_
 
 __all__ = [
     "CELL_TYPES",
+    "DEFAULT_FAMILY",
     "DEG_PER_PX",
+    "FAMILY_NAMES",
     "PRESETS",
     "SCREEN_DEG",
+    "CascadeV1",
     "CorrelationMeter",
     "EyeAndBody",
     "GroundTruthV1",

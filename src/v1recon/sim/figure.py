@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
-from v1recon.sim.model import CELL_TYPES, SCREEN_DEG, GroundTruthV1
+from v1recon.sim.model import SCREEN_DEG, GroundTruthV1
 
-TYPE_COLOURS = {"simple": "tab:blue", "complex": "tab:orange", "simple-ds": "tab:green", "complex-ds": "tab:red"}
+TYPE_COLOURS = {"simple": "tab:blue", "complex": "tab:orange", "simple-ds": "tab:green", "complex-ds": "tab:red",
+                "end-stopped": "tab:purple", "pooling": "tab:brown", "corner": "tab:pink", "on-centre": "tab:olive",
+                "off-centre": "tab:cyan"}  # fmt: skip
 EXTENT = (-SCREEN_DEG[1] / 2, SCREEN_DEG[1] / 2, -SCREEN_DEG[0] / 2, SCREEN_DEG[0] / 2)  # degrees
 
 
@@ -66,7 +68,7 @@ def _mosaic(ax, model: GroundTruthV1, max_contours: int) -> None:
         linewidths=0.8,
     )
     ax.add_collection(ellipses)
-    for kind in CELL_TYPES:
+    for kind in model.cell_type_names:
         ax.plot([], [], color=TYPE_COLOURS[kind], label=f"{kind} ({np.mean(types == kind):.0%})")
     ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
     _screen_axes(ax, f"RF mosaic: 1-sigma envelopes of {len(pick)} of {model.n_neurons} neurons")

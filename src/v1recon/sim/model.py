@@ -162,14 +162,19 @@ class GroundTruthV1(nn.Module):
     before the calcium kernel, which `v1recon.sim.observation.sample_responses` turns into noisy responses.
     """
 
+    family = "energy"  # the model family (`v1recon simulate --family`), stored with the truth
+    kind = "GroundTruthV1"  # the class name in the saved JSON, from which `load_truth` picks the class
+    param_names = PARAM_NAMES
+    cell_type_names = CELL_TYPES
+
     def __init__(self, params: dict[str, np.ndarray], config: dict | None = None):
         super().__init__()
-        missing = [k for k in PARAM_NAMES if k not in params]
+        missing = [k for k in self.param_names if k not in params]
         if missing:
             raise V1ReconError(f"ground-truth parameters lack {', '.join(missing)}.")
         self.config = {**DEFAULT_CONFIG, **(config or {})}
         self.n_neurons = int(np.asarray(params["azimuth_deg"]).shape[0])
-        for name in PARAM_NAMES:
+        for name in self.param_names:
             value = torch.as_tensor(np.asarray(params[name], dtype=np.float64))
             if value.shape != (self.n_neurons,):
                 raise V1ReconError(f"ground-truth parameter {name} has shape {tuple(value.shape)}, expected (N,).")
@@ -230,7 +235,7 @@ class GroundTruthV1(nn.Module):
         from v1recon.sim.stimuli import natural_movie
 
         rng = np.random.default_rng(seed)
-        params = random_population(rng, n_neurons)
+        params = cls.random_parameters(rng, n_neurons)
         model = cls(params, {**(config or {}), "seed": int(seed)})
         cal_rng = np.random.default_rng([seed, 1])
         video = np.stack([natural_movie(cal_rng, 300, "train") for _ in range(calibration_trials)])
@@ -238,14 +243,23 @@ class GroundTruthV1(nn.Module):
             behaviour = np.stack([model.resting_behaviour(300) for _ in range(calibration_trials)])
         else:
             behaviour = np.stack([behaviour_trace(cal_rng, 300, eye) for _ in range(calibration_trials)])
-        with torch.no_grad():
-            drive = model.normalised_drive(torch.from_numpy(video), torch.from_numpy(behaviour))
-        drive = drive[..., 30:].transpose(0, 1).reshape(n_neurons, -1).double()
-        model.drive_mean.copy_(drive.mean(1).float())
-        model.drive_std.copy_(drive.std(1).clamp_min(1e-6).float())
+        model._standardise(video, behaviour)
         target = np.clip(rng.normal(TARGET_CORRELATION, 0.1, n_neurons), 0.05, 0.6)
         model._calibrate_amplitude(video, behaviour, target)
         return model
+
+    @staticmethod
+    def random_parameters(rng: np.random.Generator, n_neurons: int) -> dict[str, np.ndarray]:
+        """Random per-neuron parameters of this family (see `random_population`)."""
+        return random_population(rng, n_neurons)
+
+    def _standardise(self, video: np.ndarray, behaviour: np.ndarray) -> None:
+        """Set drive_mean and drive_std to the statistics of the normalised drive on the calibration movies."""
+        with torch.no_grad():
+            drive = self.normalised_drive(torch.from_numpy(video), torch.from_numpy(behaviour))
+        drive = drive[..., 30:].transpose(0, 1).reshape(self.n_neurons, -1).double()
+        self.drive_mean.copy_(drive.mean(1).float())
+        self.drive_std.copy_(drive.std(1).clamp_min(1e-6).float())
 
     def _calibrate_amplitude(self, video: np.ndarray, behaviour: np.ndarray, target: np.ndarray) -> None:
         """Set each neuron's amplitude (spikes per frame) so that its single-trial responses correlate with its
@@ -263,10 +277,16 @@ class GroundTruthV1(nn.Module):
         expected, rate = expected[..., 30:].double(), rate[..., 30:].double()
         signal = expected.transpose(0, 1).reshape(self.n_neurons, -1).var(1).numpy()
         m1, m2 = rate.mean((0, 2)).numpy(), (rate**2).mean((0, 2)).numpy()
-        c1, c2 = noise_coefficients(self.calcium.double().numpy())
+        sd = self.state_sd()
+        c1, c2 = noise_coefficients(self.calcium.double().numpy(), 0.0 if sd is None else sd)
         room = signal * (1 / target**2 - 1) - c2 * m2
         scale = np.where(room > 0, c1 * m1 / np.maximum(room, 1e-12), np.inf)
         self.amplitude.copy_(torch.from_numpy(np.clip(scale, 1e-3, 3.0)).float())
+
+    def state_sd(self) -> np.ndarray | None:
+        """SD (N,) of each neuron's log gain under the unobserved shared brain state that the observation model
+        draws (v1recon.sim.observation.sample_responses), or None: the energy family has no brain state."""
+        return None
 
     def resting_behaviour(self, n_frames: int) -> np.ndarray:
         """Behaviour (4, n_frames) at the reference pupil position and size, not running."""
@@ -338,7 +358,7 @@ class GroundTruthV1(nn.Module):
     # ------------------------------------------------------------------ inspection
     def parameters_numpy(self) -> dict[str, np.ndarray]:
         """The per-neuron parameters (PARAM_NAMES, each (N,)) and "coordinates" (N, 3) microns, float64."""
-        names = (*PARAM_NAMES, "coordinates")
+        names = (*self.param_names, "coordinates")
         return {name: getattr(self, name).double().numpy() for name in names}
 
     def receptive_fields(self) -> np.ndarray:
@@ -389,7 +409,7 @@ class GroundTruthV1(nn.Module):
         path = _weights_path(path)
         with atomic_path(path) as tmp:
             save_file({k: np.ascontiguousarray(v) for k, v in self.parameters_numpy().items()}, str(tmp))
-        write_json(path.with_suffix(".json"), {"kind": "GroundTruthV1", "n_neurons": self.n_neurons,
+        write_json(path.with_suffix(".json"), {"kind": self.kind, "family": self.family, "n_neurons": self.n_neurons,
                                                "config": self.config})  # fmt: skip
         return path
 
@@ -403,8 +423,9 @@ class GroundTruthV1(nn.Module):
         if not path.is_file():
             raise V1ReconError(f"{path}: ground-truth model file not found.")
         meta = read_json(path.with_suffix(".json"))
-        if meta.get("kind") != "GroundTruthV1":
-            raise V1ReconError(f"{path.with_suffix('.json')}: not a ground-truth model description.")
+        if meta.get("kind") != cls.kind:
+            found, where = meta.get("kind"), path.with_suffix(".json")
+            raise V1ReconError(f"{where}: describes a {found!r} model, not a {cls.kind} ground truth.")
         try:
             params = load_file(str(path))
         except Exception as err:  # safetensors raises several types for corrupt files
@@ -467,9 +488,16 @@ def truth_path(recording_path: str | os.PathLike) -> Path:
 
 
 def load_truth(recording_path: str | os.PathLike) -> GroundTruthV1 | None:
-    """The ground-truth model of a simulated mouse folder, or None for a real recording (no truth beside it)."""
+    """The ground-truth model of a simulated mouse folder, of the family it was simulated with, or None for a real
+    recording (no truth beside it)."""
+    from v1recon.sim.families import truth_class
+
     path = truth_path(recording_path)
-    return GroundTruthV1.load(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    meta = path.with_suffix(".json")
+    kind = json.loads(meta.read_text()).get("kind") if meta.is_file() else None
+    return truth_class(kind, meta).load(path)
 
 
 def truth_summary(recording_path: str | os.PathLike) -> dict | None:

@@ -1,6 +1,6 @@
 """Simulate in-silico mice: stimuli + behaviour -> ground-truth rates -> noisy responses -> Sensorium folders.
 
-Layout written by `simulate(out, preset, n_mice, seed)`:
+Layout written by `simulate(out, preset, n_mice, seed, family)` (family: the ground-truth model, v1recon.sim.families):
 
     OUT/<mouse>/                       Sensorium-layout recording (v1recon.data.write_recording)
     OUT/<mouse>.truth.safetensors      ground-truth model parameters (GroundTruthV1.load / load_truth)
@@ -27,6 +27,7 @@ import torch
 
 from v1recon.errors import V1ReconError
 from v1recon.sim.behaviour import EyeAndBody, behaviour_trace, random_eye_and_body
+from v1recon.sim.families import DEFAULT_FAMILY, FAMILY_NAMES, family_class
 from v1recon.sim.model import GroundTruthV1, truth_path
 from v1recon.sim.observation import CorrelationMeter, sample_responses
 from v1recon.sim.stimuli import natural_movie
@@ -124,7 +125,7 @@ def simulate_mouse(
 
     def finish(start, chunk, videos, behaviour, job) -> Iterator[Trial]:  # noise, then the trials in order
         expected, rate = job.result()
-        responses = sample_responses(rng, rate, calcium)
+        responses = sample_responses(rng, rate, calcium, state_sd=model.state_sd())
         for j, (tier, _) in enumerate(chunk):
             if tier != "train":
                 meter.update(expected[j], responses[j])
@@ -199,7 +200,7 @@ def _one_mouse_one_thread(folder: Path, preset: Preset, seed: int, index: int, o
         "pupil_ref_y": eye.pupil_ref_y,
         "dilation_ref": eye.dilation_rest + 0.5 * eye.dilation_running,
     }
-    model = GroundTruthV1.random(preset.n_neurons, mouse_seed, config, eye=eye)
+    model = family_class(options.get("family", DEFAULT_FAMILY)).random(preset.n_neurons, mouse_seed, config, eye=eye)
     movies = _test_movies(preset, seed)
     device = pick_device(options.get("device", "cpu"))
     summary = simulate_mouse(
@@ -215,8 +216,8 @@ def _one_mouse_one_thread(folder: Path, preset: Preset, seed: int, index: int, o
         from v1recon.sim.figure import mouse_figure
 
         title = (
-            f"{name}: in-silico mouse, {model.n_neurons} neurons; median single-trial correlation of "
-            f"responses with the noise-free rates {summary['single_trial_correlation_median']:.2f}"
+            f"{name}: in-silico mouse ({model.family} family), {model.n_neurons} neurons; median single-trial "
+            f"correlation of responses with the noise-free rates {summary['single_trial_correlation_median']:.2f}"
         )
         mouse_figure(folder / f"{name}.png", model, example, title=title)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
@@ -234,8 +235,13 @@ def simulate(
     log=print,
     device: str = "cpu",
     workers: int = 0,
+    family: str = DEFAULT_FAMILY,
 ) -> dict:
     """Write `n_mice` simulated mice into the folder `out` (layout in the module docstring); returns the summary.
+
+    `family` is the ground-truth model: "energy" (GroundTruthV1, Gabor energy cells) or "cascade" (CascadeV1:
+    surround and cross-orientation suppression, end-stopping, LN-LN subunits, ON/OFF cells, contrast adaptation,
+    running suppression, an unobserved shared brain state).
 
     The folder appears only when everything is written (atomic); an existing non-empty folder is refused unless
     `overwrite`. `device` runs the ground-truth model there ("cpu", "cuda", "auto"); results are the same up to
@@ -251,6 +257,8 @@ def simulate(
     out = Path(out)
     if preset not in PRESETS:
         raise V1ReconError(f"{out}: unknown preset {preset!r} (known: {', '.join(PRESETS)}).")
+    if family not in FAMILY_NAMES:
+        raise V1ReconError(f"{out}: unknown model family {family!r} (known: {', '.join(FAMILY_NAMES)}).")
     if n_mice < 1:
         raise V1ReconError(f"{out}: --mice must be at least 1, got {n_mice}.")
     if out.exists() and not out.is_dir():
@@ -263,7 +271,7 @@ def simulate(
         parallel = device == "cpu" and p.estimated_seconds() > 30
         workers = min(n_mice, os.cpu_count() or 1) if parallel else 1
     workers = min(workers, n_mice)
-    options = {"progress": progress, "figure": figure, "device": device}
+    options = {"progress": progress, "figure": figure, "device": device, "family": family}
     started = time.perf_counter()
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -285,6 +293,7 @@ def simulate(
             )
         result = {
             "preset": preset,
+            "family": family,
             "preset_config": asdict(p),
             "seed": seed,
             "mice": mice,

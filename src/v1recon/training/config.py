@@ -32,6 +32,8 @@ class TrainConfig:
     cutmix_alpha: float = 1.0
     grad_clip: float | None = None  # max gradient L2 norm, None: no clipping
     val_trials: int | None = None  # at most this many validation trials per mouse (None: all)
+    # divide out a gain shared by all neurons of a clip (brain state) in the loss: see trainer.shared_clip_gain
+    shared_gain: bool = False
     model_overrides: dict = field(default_factory=dict)  # passed to build_model
 
     @property

@@ -163,12 +163,21 @@ def format_table(evaluation: dict) -> str:
             r = res["ratio_to_truth"]
             lines.append(f"  single-trial r relative to the ground truth: ensemble {r['ensemble']:.3f}, "
                          f"best model {r['best_model']:.3f}")  # fmt: skip
-        groups = res.get("ratio_by_group", {})
-        for family, pick in (("cell type", False), ("spatial frequency", True)):
-            parts = [f"{k} {g['ratio']:.2f} ({g['n_neurons']})" for k, g in groups.items() if (k[:2] == "sf") == pick]
-            if parts:
-                lines.append(f"  ensemble relative to the truth by {family} (neurons): {', '.join(parts)}")
+        by_family: dict[str, list[str]] = {}
+        for k, g in res.get("ratio_by_group", {}).items():
+            by_family.setdefault(group_family(k), []).append(f"{k} {g['ratio']:.2f} ({g['n_neurons']})")
+        for family, parts in by_family.items():
+            lines.append(f"  ensemble relative to the truth by {family} (neurons): {', '.join(parts)}")
     return "\n".join(lines)
+
+
+GROUP_FAMILIES = {"sf": "spatial frequency", "surround": "surround suppression", "adaptation": "contrast adaptation",
+                  "running": "running gain"}  # fmt: skip
+
+
+def group_family(name: str) -> str:
+    """The family of a neuron group of `neuron_groups` by its first word: a cell type unless GROUP_FAMILIES names it."""
+    return GROUP_FAMILIES.get(name.split(" ")[0], "cell type")
 
 
 def _fmt(value) -> str:

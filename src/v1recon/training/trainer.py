@@ -116,6 +116,18 @@ def training_indices(mice: Sequence[MouseTrials], split: Split, clip_frames: int
     return out
 
 
+def shared_clip_gain(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B, 1, 1) gain of each clip shared by all its neurons: the Poisson maximum-likelihood scale of the predictions
+    (sum of responses over sum of predictions), divided by its batch mean so that the model keeps the overall scale.
+
+    An unobserved brain state that scales a whole population for seconds (the cascade in-silico mouse has one) is
+    then not noise the encoder must average over; at prediction time the gain is 1 (the mean state).
+    """
+    gain = target.sum((1, 2)) / pred.sum((1, 2)).clamp_min(1e-6)
+    gain = (gain / gain.mean().clamp_min(1e-6)).clamp(0.25, 4.0)
+    return gain[:, None, None]
+
+
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -270,6 +282,8 @@ class Trainer:
         with autocast(self.device):
             pred, frame_index = forward(video, behaviour, mouse_index)
         target = responses[:, :, frame_index.to(self.device)]
+        if config.shared_gain:
+            pred = pred * shared_clip_gain(pred.detach(), target)
         loss = poisson_loss(pred, target)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -164,7 +164,7 @@ def _simulation_summary(ctx: Context) -> str:
     content = collect.read_json_quiet(folder / "simulation.json") if folder else None
     if content is None:
         return ""
-    cells = {k: content[k] for k in ("preset", "seed") if k in content}
+    cells = {k: content[k] for k in ("preset", "family", "seed") if k in content}
     config = content.get("preset_config")
     if isinstance(config, dict):
         cells.update({k: v for k, v in config.items() if not isinstance(v, (dict, list))})
