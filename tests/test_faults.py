@@ -86,6 +86,7 @@ def test_killed_reconstruction_resumes_to_the_uninterrupted_files(data, run, tmp
     kill_when(args, lambda: len(list((out / ".tasks").glob("*.json"))) >= 2 if (out / ".tasks").is_dir() else False, 2)
     assert not (out / "summary.json").exists()
     complete(args)
+    assert not list(out.rglob(".*.tmp"))  # what the killed writer left half-written is gone
     assert_same(npz_arrays(tmp_path / "whole"), npz_arrays(out))
     assert (out / "summary.json").is_file()
 

@@ -134,3 +134,19 @@ def test_a_live_lock_refuses_and_a_stale_one_is_taken_over(tmp_path):
     with locked(folder):  # its holder is gone: taken over
         assert json.loads((folder / LOCK).read_text())["pid"] == os.getpid()
     assert not (folder / LOCK).exists()
+
+
+def test_temporaries_of_a_killed_writer_are_removed_and_a_moved_aside_result_put_back(tmp_path):
+    from v1recon.io import remove_temporaries
+
+    half = tmp_path / "m" / ".trial-3.npz.abc123.tmp"
+    half.mkdir(parents=True)
+    (half / "trial-3.npz").write_bytes(b"half")
+    aside = tmp_path / ".run.xyz_9.tmp"
+    (aside / "run.replaced").mkdir(parents=True)
+    (aside / "run.replaced" / "kept.txt").write_text("old")
+    (tmp_path / "m" / "done.npz").write_bytes(b"whole")
+    assert remove_temporaries(tmp_path) == 2
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "m", "m/done.npz", "run", "run/kept.txt"
+    ]  # fmt: skip

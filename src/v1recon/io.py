@@ -91,6 +91,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_temporaries(folder: str | os.PathLike) -> int:
+    """Delete what `atomic_path` left under `folder` when its process was killed (`.<name>.<random>.tmp` folders);
+    the number deleted. Call it only while holding the folder's lock: a live writer's temporaries look the same.
+    A `.replaced` result inside one is put back first (killed between moving it aside and the rename)."""
+    found = sorted(p for p in Path(folder).rglob(".*.tmp") if p.is_dir() and not p.is_symlink())
+    for tmp in found:
+        final = tmp.parent / tmp.name[1:].rsplit(".", 2)[0]
+        replaced = tmp / f"{final.name}.replaced"
+        if replaced.exists() and not final.exists():
+            os.replace(replaced, final)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return len(found)
+
+
 def save_npz(path: str | os.PathLike, **arrays: Any) -> None:
     """Write a compressed .npz atomically."""
     with atomic_path(path) as tmp:

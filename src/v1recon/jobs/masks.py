@@ -91,6 +91,7 @@ def run_masks(
 
     `only_missing` trains just the mice without a mask file (what the reconstruct job needs)."""
     from v1recon.device import pick_device
+    from v1recon.io import remove_temporaries
     from v1recon.jobs.mouse import run_mice
     from v1recon.jobs.outputs import locked
     from v1recon.runs import load_run
@@ -112,6 +113,7 @@ def run_masks(
                 "again."
             )
     with locked(Path(run.path) / "masks"):
+        remove_temporaries(Path(run.path) / "masks")  # half-written files of a killed job
         results = run_job(job, executor, address, progress=progress and len(job.tasks) > 1)
     return [(t.outputs[0], results[t.name]) for t in job.tasks]
 

@@ -138,11 +138,13 @@ def claim_output(
 
     The checks of `prepare_output` are repeated under the lock, so that two writers cannot both pass them.
     """
-    from v1recon.io import write_json
+    from v1recon.io import remove_temporaries, write_json
 
     prepare_output(out, kind, config_hash, inputs, overwrite)
     with locked(out):
         resumed = prepare_output(out, kind, config_hash, inputs, overwrite)
+        if resumed:
+            remove_temporaries(out)  # half-written files of a killed writer (the lock says none is alive)
         if not resumed:
             for p in out.iterdir():  # ours (checked above) or empty: replace what a previous job wrote
                 if p.name != LOCK:

@@ -93,6 +93,7 @@ def train_run(
     """
     from v1recon.data import open_recordings
     from v1recon.device import pick_device
+    from v1recon.io import remove_temporaries
     from v1recon.jobs.outputs import locked
     from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, run_job
     from v1recon.models import build_model
@@ -149,6 +150,7 @@ def train_run(
 
     job = Job("train", out / MODELS_DIR / STAMPS_DIR, tasks)
     with locked(out):  # one writer of a run folder at a time
+        remove_temporaries(out / MODELS_DIR)  # half-written files of a killed run
         _adopt_finished_models(job, status)
         for name in job.finished():
             if name.startswith("model-"):
