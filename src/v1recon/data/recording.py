@@ -78,7 +78,7 @@ def load_npy(path: Path, *, mmap: bool = True, dtype: str = "float") -> np.ndarr
     """
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
-    header = _npy_header(path)
+    header = npy_header(path)
     if header is not None:
         shape, kind, offset = header
         if kind.hasobject:
@@ -96,7 +96,7 @@ def load_npy(path: Path, *, mmap: bool = True, dtype: str = "float") -> np.ndarr
         raise V1ReconError(f"{path}: not a readable .npy file ({err}).") from err
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
+def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype, int] | None:
     """(shape, dtype, byte offset of the data) from a .npy header alone; None for format versions other than 1.0
     and 2.0 (np.load then reads them)."""
     readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
@@ -118,7 +118,7 @@ def npy_shape(path: Path) -> tuple[int, ...]:
     """Shape of a .npy file from its header alone."""
     if not path.is_file():
         raise V1ReconError(f"{path}: file not found.")
-    header = _npy_header(path)
+    header = npy_header(path)
     return header[0] if header is not None else load_npy(path).shape  # other format versions
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from v1recon.data.convert import Samples, Session, Stimulus, check_times, grey_frames, intensity_scale, write_session
-from v1recon.data.recording import load_npy
+from v1recon.data.recording import load_npy, npy_header
 from v1recon.errors import V1ReconError
 
 DEFAULT_NEUCOEFF = 0.7  # suite2p's own default neuropil coefficient
@@ -47,15 +47,12 @@ class _SafeUnpickler(pickle.Unpickler):
 def load_suite2p_objects(path: Path) -> np.ndarray:
     """suite2p's object .npy files (ops.npy, stat.npy: dicts of numbers and arrays) through `_SafeUnpickler`;
     one sentence naming the file for anything else."""
+    header = npy_header(path)  # one sentence for a file that is not .npy; None for other format versions
+    if header is None or not header[1].hasobject:
+        return load_npy(path, mmap=False)
     try:
         with open(path, "rb") as f:
-            readers = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-            version = np.lib.format.read_magic(f)
-            if version not in readers:
-                raise ValueError(f".npy format version {version} is not 1.0 or 2.0")
-            _, _, dtype = readers[version](f)
-            if not dtype.hasobject:
-                return load_npy(path, mmap=False)
+            f.seek(header[2])
             value = _SafeUnpickler(f).load()
     except (OSError, ValueError, EOFError, pickle.UnpicklingError, AttributeError, TypeError) as err:
         raise V1ReconError(f"{path}: not a suite2p object file v1recon can read safely ({err}).") from err
