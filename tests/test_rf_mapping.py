@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from v1recon.errors import V1ReconError
+from v1recon.experiments.registry import RFMapping, Settings
 from v1recon.experiments.rf_mapping import (
     compare_with_mask,
     map_correlation,
@@ -120,7 +121,8 @@ def test_analysis_maps_the_true_model_and_draws(tmp_path):
         eval_mask=alpha >= 1.0,
         truth=truth,
     )
-    arrays, summary = rf_mapping.run(setup, stride=4, batch_size=96, true_model=False, progress=False, phase=6)
+    config = RFMapping(stride=4, batch_size=96, true_model=False, phase=6)
+    arrays, summary = rf_mapping.run(setup, config, None, Settings(progress=False))
     assert arrays["rf"].shape == (8, 36, 64)
     stats = summary["statistics"]
     # mapping the true model itself: RFs land where the truth says they are

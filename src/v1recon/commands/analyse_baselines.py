@@ -18,26 +18,25 @@ from v1recon.commands.analyse import (
     RUN_ARG,
     SEED_OPT,
     analyse_app,
+    run_and_print,
+    settings,
 )
-
-
-def _log(msg: str) -> None:
-    typer.echo(msg, err=True)
+from v1recon.experiments import registry as R
 
 
 @analyse_app.command("rf-mapping")
 def rf_mapping(
     run: Path = RUN_ARG,
     stride: int = typer.Option(
-        2,
+        R.RFMapping.stride,
         "--stride",
         min=1,
         help="Probe every STRIDE-th row and column, pixels (default: 2, i.e. 1152 probes; 1 = all 4608 probes "
         "of the published 36 x 64 x ON/OFF map).",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Probe clips per forward pass."),
+    batch_size: int = typer.Option(R.RFMapping.batch_size, "--batch-size", min=1, help="Probe clips per forward pass."),
     true_model: bool = typer.Option(
-        True,
+        R.RFMapping.true_model,
         "--true-model/--no-true-model",
         help="In silico: also map the true model with the same probes (the method's own accuracy) (default: on).",
     ),
@@ -56,22 +55,8 @@ def rf_mapping(
     true model and a few minutes through three fast3d models; --stride 1 takes 4x as long. A GPU maps the full
     published grid in well under a minute.
     """
-    from v1recon.experiments import common
-    from v1recon.experiments import rf_mapping as mod
-    from v1recon.jobs.mouse import open_setup
-
-    common.check_output(run, mod.NAME, overwrite)
-    setup = open_setup(run, data, mouse, device, log=_log)
-    timer = common.Timer()
-    arrays, summary = mod.run(setup, stride, batch_size, true_model, progress)
-    seconds = timer()
-    config = {"stride": stride, "batch_size": batch_size, "true_model": true_model, "device": device}
-    out = common.write_analysis(
-        run, mod.NAME, arrays, summary, config, lambda p: mod.draw(p, arrays, summary), setup, seconds, overwrite
-    )
-    for line in summary["findings"]:
-        typer.echo(line)
-    typer.echo(f"wrote {out} in {seconds:.0f} s")
+    config = R.RFMapping(stride=stride, batch_size=batch_size, true_model=true_model)
+    run_and_print("rf-mapping", run, config, settings(data, mouse, device=device, progress=progress), overwrite)
 
 
 @analyse_app.command("baselines")
@@ -85,16 +70,16 @@ def baselines(
         "distinct test movies when there are none).",
     ),
     lags: int = typer.Option(
-        10, "--lags", min=0, help="Decoder: frames of future activity per decoded frame, 0..LAGS."
+        R.Baselines.lags, "--lags", min=0, help="Decoder: frames of future activity per decoded frame, 0..LAGS."
     ),
     components: int = typer.Option(
-        128, "--components", min=1, help="Decoder: principal components of the responses kept."
+        R.Baselines.components, "--components", min=1, help="Decoder: principal components of the responses kept."
     ),
     max_train_trials: int = typer.Option(
         None, "--max-train-trials", min=2, help="Fit on at most this many training trials (default: all)."
     ),
     reconstruct: bool = typer.Option(
-        True,
+        R.Baselines.reconstruct,
         "--reconstruct/--no-reconstruct",
         help="When RUN/reconstructions holds none of these trials, reconstruct them here by input optimisation "
         "(ensemble, and the true model in silico) (default: on).",
@@ -117,28 +102,6 @@ def baselines(
     CPU budget (2 cores, 1000 neurons, 200 training trials of 300 frames): fitting both baselines takes a few
     minutes; reconstructing 6 trials here (only when none exist) adds about 5 minutes with three fast3d models.
     """
-    from v1recon.experiments import baselines as mod
-    from v1recon.experiments import common
-    from v1recon.jobs.mouse import open_setup
-
-    common.check_output(run, mod.NAME, overwrite)
-    setup = open_setup(run, data, mouse, device, log=_log)
-    recon = common.recon_config(method, iterations, seed, 8)
-    timer = common.Timer()
-    arrays, summary = mod.run(setup, trials, lags, components, max_train_trials, reconstruct, recon, progress, log=_log)
-    seconds = timer()
-    config = {
-        "trials": trials,
-        "lags": lags,
-        "components": components,
-        "max_train_trials": max_train_trials,
-        "reconstruct": reconstruct,
-        "recon": recon.to_dict(),
-        "device": device,
-    }
-    out = common.write_analysis(
-        run, mod.NAME, arrays, summary, config, lambda p: mod.draw(p, arrays, summary), setup, seconds, overwrite
-    )
-    for line in summary["findings"]:
-        typer.echo(line)
-    typer.echo(f"wrote {out} in {seconds:.0f} s")
+    config = R.Baselines(trials, lags, components, max_train_trials, reconstruct)
+    common = settings(data, mouse, method, iterations, device, seed, progress)
+    run_and_print("baselines", run, config, common, overwrite)

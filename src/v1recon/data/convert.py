@@ -32,7 +32,7 @@ from v1recon import FRAME_RATE_HZ, FRAME_SHAPE
 from v1recon.data.recording import BEHAVIOUR_CHANNELS, MIN_FRAMES, Trial
 from v1recon.errors import V1ReconError
 
-TEST_TIERS = ("final_test", "oracle", "live_test")
+REPEATED_MOVIE_TIERS = ("final_test", "oracle", "live_test")  # the tiers given to repeated movies, in turn
 RESPONSE_KINDS = {
     "deconvolved": "deconvolved events, negative values set to 0",
     "dff": "dF/F, negative values set to 0",
@@ -317,7 +317,7 @@ def assign_tiers(movies: list[int], max_test_fraction: float) -> list[str]:
     for m in repeated:
         if held + counts[m] > max_test_fraction * len(movies):
             continue
-        tier_of[m] = TEST_TIERS[len(tier_of) % len(TEST_TIERS)]
+        tier_of[m] = REPEATED_MOVIE_TIERS[len(tier_of) % len(REPEATED_MOVIE_TIERS)]
         held += counts[m]
     return [tier_of.get(m, "train") for m in movies]
 

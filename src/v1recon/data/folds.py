@@ -69,12 +69,16 @@ def movie_fold(video: np.ndarray, n_folds: int = 7) -> int:
     return movie_hash(video) % n_folds
 
 
+def movie_hashes(recording: Recording) -> dict[int, int]:
+    """{trial_id: movie_hash} for every trial of a recording, reading only the hashed frames of each video."""
+    return {
+        info.trial_id: _hash_frames(recording.video_frames(info.trial_id, hash_frame_indices(info.length)))
+        for info in recording.trials
+    }
+
+
 def fold_of_trials(recording: Recording, n_folds: int = 7) -> dict[int, int]:
     """{trial_id: fold} for every trial of a recording, reading only the 5 hashed frames of each video."""
     if n_folds < 1:
         raise ValueError(f"n_folds must be at least 1, got {n_folds}")
-    folds = {}
-    for info in recording.trials:
-        frames = recording.video_frames(info.trial_id, hash_frame_indices(info.length))
-        folds[info.trial_id] = _hash_frames(frames) % n_folds
-    return folds
+    return {trial_id: h % n_folds for trial_id, h in movie_hashes(recording).items()}

@@ -36,6 +36,7 @@ from v1recon.errors import V1ReconError
 from v1recon.errors import warn as warn_user
 
 TIERS = ("train", "oracle", "live_test", "final_test", "none", "live_bonus", "final_bonus")
+TEST_TIERS = ("oracle", "live_test", "final_test")  # held out: never trained on
 STAT_KINDS = ("videos", "responses", "behavior", "pupil_center")
 DATA_KINDS = ("videos", "responses", "behavior", "pupil_center")
 MIN_FRAMES = 31  # one full 30-frame context window plus a frame to predict

@@ -25,10 +25,13 @@ import numpy as np
 
 from v1recon import EVAL_START_FRAME, FRAME_SHAPE
 from v1recon.errors import V1ReconError
+from v1recon.experiments import results
+from v1recon.experiments.registry import DECODER_COMPONENTS, DECODER_LAGS
+from v1recon.metrics.encoder import pearson
+from v1recon.report.figures import pyplot
 
 N_PIXELS = FRAME_SHAPE[0] * FRAME_SHAPE[1]
-DEFAULT_LAGS = 10  # frames of future activity per decoded frame (0..10: 333 ms)
-DEFAULT_COMPONENTS = 128
+DEFAULT_LAGS, DEFAULT_COMPONENTS = DECODER_LAGS, DECODER_COMPONENTS
 RIDGE_GRID = tuple(10.0**k for k in range(-4, 3))  # regularisation relative to the mean eigenvalue of X'X
 
 Pair = tuple[np.ndarray, np.ndarray]  # (responses (N, T), video (T, 36, 64))
@@ -185,14 +188,6 @@ def _solve(m: _Moments, relative: Sequence[float]):
     return weights, mx, my
 
 
-def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of two arrays, flattened (the video correlation of already masked and cut movies); 0 if flat."""
-    a = a.ravel().astype(np.float64) - a.mean()
-    b = b.ravel().astype(np.float64) - b.mean()
-    denom = np.sqrt((a * a).sum() * (b * b).sum())
-    return float((a * b).sum() / denom) if denom > 0 else 0.0
-
-
 def fit_ridge_decoder(
     train: Iterable[Pair],
     validation: Iterable[Pair],
@@ -223,7 +218,7 @@ def fit_ridge_decoder(
     scores = []
     for rel in grid:
         w = weights(rel)[0][:, sel].astype(np.float32)
-        scores.append(float(np.mean([_pearson(np.clip(x @ w + my[sel], 0, 255), y) for x, y in val])))
+        scores.append(float(np.mean([pearson(np.clip(x @ w + my[sel], 0, 255), y) for x, y in val])))
     best = int(np.nanargmax(scores))
     m_all = m_train
     m_all += _moments(validation, basis, lags)
@@ -366,14 +361,15 @@ def input_optimisation_sets(run_dir, mouse: str) -> dict[str, dict[int, object]]
 def split_training_trials(setup, evaluated: Sequence[int], max_trials: int | None, seed: int = 0):
     """(train ids, validation ids): training-tier trials with responses, none showing a movie of the run's held-out
     fold or of an evaluated trial; validation = the movies of the first model's validation fold."""
-    from v1recon.data import movie_hash
+    from v1recon.data.folds import movie_hashes
 
     rec, run = setup.recording, setup.run
-    banned = {movie_hash(rec.trial(t).video) for t in evaluated}
+    hashes = movie_hashes(rec)
+    banned = {hashes[t] for t in evaluated}
     val_fold = run.splits[0].val_fold if run.splits else (run.test_fold + 1) % run.n_folds
     train, val = [], []
     for t in rec.trial_ids(tier="train", with_responses=True):
-        h = movie_hash(rec.trial(t).video)
+        h = hashes[t]
         if h in banned or h % run.n_folds == run.test_fold:
             continue
         (val if h % run.n_folds == val_fold else train).append(t)
@@ -394,16 +390,15 @@ def load_rf_mapping(run_dir, mouse: str, key: str = "signed") -> np.ndarray | No
     """The signed RFs (N, 36, 64) of RUN/analyses/rf-mapping if it mapped this mouse, else None.
 
     key "signed": mapped through the ensemble; "true_model_signed": through the in-silico true model."""
-    from v1recon.experiments import common
     from v1recon.io import read_json
 
-    folder = common.analysis_dir(run_dir, "rf-mapping")
+    folder = results.analysis_dir(run_dir, "rf-mapping")
     if not (folder / "result.json").is_file():
         return None
     name = ((read_json(folder / "result.json").get("identity") or {}).get("data") or {}).get("name")
     if name != mouse:
         return None
-    with np.load(folder / common.RESULT_NPZ) as f:
+    with np.load(folder / results.RESULT_NPZ) as f:
         return f[key].astype(np.float32) if key in f else None
 
 
@@ -429,23 +424,22 @@ def _compare(values: np.ndarray, methods: list[str], reference: int) -> dict:
     return out
 
 
-def run(
-    setup,
-    n_trials: int | None = None,
-    lags: int = DEFAULT_LAGS,
-    components: int = DEFAULT_COMPONENTS,
-    max_train_trials: int | None = None,
-    reconstruct: bool = True,
-    recon_config=None,
-    progress: bool = True,
-    log=print,
-):
-    """Fit both baselines, evaluate them with input optimisation on the same trials; (arrays, summary)."""
+def run(setup, cfg, recon_config=None, settings=None):
+    """Fit both baselines, evaluate them with input optimisation on the same trials (cfg: registry.Baselines;
+    `recon_config` reconstructs the trials RUN/reconstructions lacks); (arrays, summary)."""
+    import sys
     import time
 
     from v1recon.experiments import common
     from v1recon.jobs.mouse import load_trials
     from v1recon.metrics.video import video_metrics
+
+    n_trials, lags, components = cfg.trials, cfg.lags, cfg.components
+    progress = settings is None or settings.progress
+
+    def log(message: str) -> None:
+        if progress:
+            print(message, file=sys.stderr)
 
     rec = setup.recording
     sets = input_optimisation_sets(setup.run.path, setup.mouse)
@@ -466,7 +460,7 @@ def run(
         recons[label] = [f["reconstruction"].astype(np.float32) for f in loaded]
         if label == INPUT_OPT and all("eval_mask" in f for f in loaded):
             masks = [f["eval_mask"].astype(bool) for f in loaded]
-    if not recons and reconstruct:
+    if not recons and cfg.reconstruct:
         if recon_config is None:
             recon_config = common.recon_config("fast", None, 0)
         log(f"no reconstructions of trials {trial_ids} under {setup.run.path / 'reconstructions'}: reconstructing")
@@ -481,7 +475,7 @@ def run(
         notes.append("no input-optimisation reconstructions of these trials: baselines only")
 
     timings = {}
-    train_ids, val_ids = split_training_trials(setup, trial_ids, max_train_trials)
+    train_ids, val_ids = split_training_trials(setup, trial_ids, cfg.max_train_trials)
     log(f"baselines: fitting on {len(train_ids)} training and {len(val_ids)} validation trials")
     started = time.perf_counter()
     decoder = fit_ridge_decoder(
@@ -599,9 +593,8 @@ def _result(setup, methods, values, recons, trials, masks, trial_ids, decoder, i
 
 def draw(path, arrays: dict, summary: dict) -> None:
     """Bars per method for four metrics (trials as dots), example frames of every method, the fits' curves."""
-    from v1recon.experiments import common
 
-    plt = common.pyplot()
+    plt = pyplot()
     methods = [str(m) for m in arrays["methods"]]
     metrics = [str(m) for m in arrays["metrics"]]
     values = arrays["values"]
@@ -647,4 +640,4 @@ def draw(path, arrays: dict, summary: dict) -> None:
         ax.set_xlabel("lag (frames)", fontsize=7)
         ax.set_ylabel("r", fontsize=7)
     fig.suptitle(summary["title"], fontsize=10)
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

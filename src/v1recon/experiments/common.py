@@ -1,41 +1,19 @@
-"""What every analysis shares: the held-out trials, running a set of reconstructions, and writing
-RUN/analyses/<name>/ (result.npz, result.json sidecar, figure.png) atomically. A mouse of a run is opened with
-v1recon.jobs.mouse.open_setup (the one per-mouse loader).
-
-An analysis folder is written in one piece: it appears complete or not at all, and an existing one is only
-replaced with `overwrite`.
+"""What the analyses compute with: the held-out trials, constant behaviour, sets of reconstructions and their
+scores, nested neuron subsets. A mouse of a run is opened with v1recon.jobs.mouse.open_setup (the one per-mouse
+loader); results are written by experiments.results; the configs live in experiments.registry.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from v1recon import EVAL_START_FRAME
+from v1recon.data.recording import TEST_TIERS
 from v1recon.errors import V1ReconError
 from v1recon.jobs.mouse import MouseSetup, predicted_responses
-
-ANALYSES_DIR = "analyses"
-RESULT_NPZ = "result.npz"
-FIGURE_PNG = "figure.png"
-TEST_TIERS = ("oracle", "live_test", "final_test")
-
-
-def analysis_dir(run_dir: str | Path, name: str) -> Path:
-    """RUN/analyses/<name>: where one analysis writes result.npz, result.json and figure.png."""
-    return Path(run_dir) / ANALYSES_DIR / name
-
-
-def check_output(run_dir: str | Path, name: str, overwrite: bool) -> Path:
-    """The analysis folder; refuses (before any computation) to replace existing results without `overwrite`."""
-    out = analysis_dir(run_dir, name)
-    if out.exists() and not overwrite:
-        raise V1ReconError(f"{out}: already holds results of this analysis; pass --overwrite to replace them.")
-    return out
 
 
 def held_out_trials(setup: MouseSetup, n_trials: int | None) -> list[int]:
@@ -114,64 +92,6 @@ def video_r(recon: np.ndarray, truth: np.ndarray, mask: np.ndarray, start: int =
     from v1recon.metrics.video import video_correlation
 
     return float(video_correlation(recon, truth, mask, start=start))
-
-
-def write_analysis(
-    run_dir: str | Path,
-    name: str,
-    arrays: dict[str, np.ndarray],
-    summary: dict,
-    config: dict,
-    figure: Callable[[Path], None],
-    setup: MouseSetup | None = None,
-    seconds: float | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Write RUN/analyses/<name>/{result.npz, result.json, figure.png} as one atomic folder and return it.
-
-    summary: what the report shows ("title", "description", "table": {"headers", "rows"}, "findings": [...],
-    "expected": [{"effect", "holds", "why"}], "statistics": {...}); figure(path) draws figure.png.
-    """
-    from v1recon.io import atomic_path, save_npz, write_sidecar
-
-    out = check_output(run_dir, name, overwrite)
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        save_npz(tmp / RESULT_NPZ, **arrays)
-        identity = setup.identity() if setup is not None else {}
-        write_sidecar(
-            tmp / RESULT_NPZ, analysis=name, config=config, identity=identity, summary=summary, seconds=seconds
-        )
-        figure(tmp / FIGURE_PNG)
-    return out
-
-
-class Timer:
-    """Wall time since construction, in seconds."""
-
-    def __init__(self) -> None:
-        self.start = time.perf_counter()
-
-    def __call__(self) -> float:
-        return round(time.perf_counter() - self.start, 1)
-
-
-def save_figure(fig, path: Path) -> None:
-    """Write a matplotlib figure as PNG and close it."""
-    import matplotlib.pyplot as plt
-
-    fig.savefig(path, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (no display needed)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def nested_subsets(n_neurons: int, fractions: Sequence[float], rng: np.random.Generator) -> list[np.ndarray]:

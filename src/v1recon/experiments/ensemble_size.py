@@ -11,14 +11,15 @@ trials) and one-sided paired Wilcoxon tests of k + 1 against k models.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import EnsembleSize, Settings
 from v1recon.experiments.stats import repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
+from v1recon.report.figures import pyplot
 
 
 def model_subsets(n_models: int, k: int, max_subsets: int, rng: np.random.Generator) -> list[tuple[int, ...]]:
@@ -33,21 +34,22 @@ def model_subsets(n_models: int, k: int, max_subsets: int, rng: np.random.Genera
 NAME = "ensemble-size"
 
 
-def run(
-    setup: MouseSetup,
-    trial_ids: Sequence[int],
-    config,
-    max_subsets: int = 10,
-    seed: int = 0,
-    progress: bool = True,
-    frames: int | None = None,
-) -> tuple[dict, dict]:
+def run(setup: MouseSetup, cfg: EnsembleSize, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial with every model alone and score every ensemble size; return (arrays, summary)."""
     from v1recon.recon import average_reconstructions
 
-    trials = load_trials(setup.recording, trial_ids, frames)
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    max_subsets, seed = cfg.max_subsets, settings.seed
+    trials = load_trials(setup.recording, trial_ids, cfg.frames)
     recs = common.reconstruct_set(
-        setup.encoders, trials.responses, trials.behaviours, setup.update_mask, config, "models", progress, trials.names
+        setup.encoders,
+        trials.responses,
+        trials.behaviours,
+        setup.update_mask,
+        recon,
+        "models",
+        settings.progress,
+        trials.names,
     )
     K = len(setup.encoders)
     rng = np.random.default_rng(seed)
@@ -57,14 +59,14 @@ def run(
     for t, rec in enumerate(recs):
         for k in sizes:
             subsets = model_subsets(K, int(k), max_subsets, rng)
-            blurred = [average_reconstructions(rec.per_model[list(s)], config.smooth_sigma) for s in subsets]
+            blurred = [average_reconstructions(rec.per_model[list(s)], recon.smooth_sigma) for s in subsets]
             plain = [average_reconstructions(rec.per_model[list(s)], 0.0) for s in subsets]
             r_blur[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in blurred])
             r_plain[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in plain])
     labels = [f"{k} model{'s' if k > 1 else ''}" for k in sizes[::-1]]
     stats = repeated_measures(r_blur[:, ::-1], labels, alternative="greater") if K > 1 else {}
     arrays = {"trial_ids": np.asarray(trial_ids), "sizes": sizes, "r": r_blur, "r_unblurred": r_plain}
-    return arrays, _summary(trial_ids, sizes, r_blur, r_plain, stats, config.smooth_sigma)
+    return arrays, _summary(trial_ids, sizes, r_blur, r_plain, stats, recon.smooth_sigma)
 
 
 def _summary(trial_ids, sizes, r_blur, r_plain, stats, sigma) -> dict:
@@ -98,7 +100,7 @@ def _summary(trial_ids, sizes, r_blur, r_plain, stats, sigma) -> dict:
 
 
 def draw(path: Path, arrays: dict, summary: dict) -> None:
-    plt = common.pyplot()
+    plt = pyplot()
     sizes, r, plain = arrays["sizes"], arrays["r"], arrays["r_unblurred"]
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     for row in r:
@@ -111,4 +113,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
     ax.set_ylabel("video correlation r")
     ax.set_title("Ensemble size", fontsize=10)
     ax.legend(frameon=False, fontsize=8)
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

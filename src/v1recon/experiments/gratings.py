@@ -14,13 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import Gratings, Settings
 from v1recon.jobs.mouse import MouseSetup
+from v1recon.report.figures import pyplot
 
 NAME = "gratings"
-FULL_SF = (0.5, 0.25, 0.125, 0.0625)  # cycles per pixel
-FULL_TF = (15.0, 7.5, 3.75, 1.875, 0.94, 0.47, 0.0)  # Hz at 30 frames/s
-DIRECTIONS = (0.0, 90.0, 180.0, 270.0)
 N_FRAMES = 60
 PHASE_DEG = 45.0  # keeps the Nyquist-frequency gratings from landing on their zero crossings
 
@@ -40,19 +39,12 @@ def grating_movies(
     return np.stack(movies).astype(np.float32), np.asarray(table, dtype=np.int64)
 
 
-def run(
-    setup: MouseSetup,
-    sf: Sequence[float],
-    tf: Sequence[float],
-    directions: Sequence[float],
-    config,
-    oracle: bool = True,
-    progress: bool = True,
-) -> tuple[dict, dict]:
-    """Reconstruct every grating; return (arrays, summary) for `common.write_analysis`."""
+def run(setup: MouseSetup, cfg: Gratings, recon, settings: Settings) -> tuple[dict, dict]:
+    """Reconstruct every grating; return (arrays, summary) for `results.write_analysis`."""
+    sf, tf, directions = list(cfg.sf), list(cfg.tf), list(cfg.directions)
     movies, table = grating_movies(sf, tf, directions)
     behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
-    res = common.reconstruct_from_predicted(setup, movies, behaviour, config, oracle, progress)
+    res = common.reconstruct_from_predicted(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
     contrast = movies[:, common.EVAL_START_FRAME :][:, :, setup.eval_mask].std(axis=(1, 2))
     r = np.where(contrast > 1.0, res.r, np.nan)  # no contrast inside the mask: nothing to correlate with
     r_oracle = None if res.r_oracle is None else np.where(contrast > 1.0, res.r_oracle, np.nan)
@@ -119,7 +111,7 @@ def _summary(sf, tf, r_map, oracle_map, n_movies, n_dirs) -> dict:
 
 def draw(path: Path, arrays: dict, summary: dict) -> None:
     """Correlation maps over spatial x temporal frequency (ensemble; true model when present)."""
-    plt = common.pyplot()
+    plt = pyplot()
     maps = [("ensemble (predicted activity)", arrays["r_map"])]
     if "r_oracle_map" in arrays:
         maps.append(("true model (in silico)", arrays["r_oracle_map"]))
@@ -138,4 +130,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
         ax.set_title(f"video r: {title}", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, label="video correlation r")
     fig.suptitle("Drifting gratings (mean over directions)", fontsize=10)
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

@@ -13,18 +13,18 @@ signed-rank tests of each fraction against the next smaller one. Published (real
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import Population, Settings
 from v1recon.experiments.stats import repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
 from v1recon.models import NeuronSubset
+from v1recon.report.figures import pyplot
 
 NAME = "population"
-FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 
 
 def subset_inputs(encoders, responses: np.ndarray, keep: np.ndarray, zero_dropped: bool):
@@ -37,20 +37,13 @@ def subset_inputs(encoders, responses: np.ndarray, keep: np.ndarray, zero_droppe
     return [NeuronSubset(e, keep) for e in encoders], responses[keep]
 
 
-def run(
-    setup: MouseSetup,
-    trial_ids: Sequence[int],
-    fractions: Sequence[float],
-    config,
-    zero_dropped: bool = False,
-    seed: int = 0,
-    progress: bool = True,
-    frames: int | None = None,
-) -> tuple[dict, dict]:
+def run(setup: MouseSetup, cfg: Population, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial from each nested neuron subset; return (arrays, summary)."""
     from tqdm.auto import tqdm
 
-    trials = load_trials(setup.recording, trial_ids, frames)
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    fractions, zero_dropped, seed, progress = list(cfg.fractions), cfg.zero_dropped, settings.seed, settings.progress
+    trials = load_trials(setup.recording, trial_ids, cfg.frames)
     n = setup.recording.n_neurons
     r = np.full((len(trial_ids), len(fractions)), np.nan)
     kept = np.zeros((len(trial_ids), len(fractions)), np.int64)
@@ -63,7 +56,7 @@ def run(
         for f, keep in enumerate(subsets):
             encs, resp = subset_inputs(setup.encoders, trials.responses[t], keep, zero_dropped)
             rec = common.reconstruct_set(
-                encs, [resp], [trials.behaviours[t]], setup.update_mask, config, "trial", False, [trials.names[t]]
+                encs, [resp], [trials.behaviours[t]], setup.update_mask, recon, "trial", False, [trials.names[t]]
             )[0]
             r[t, f] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
             kept[t, f] = keep.size
@@ -107,7 +100,7 @@ def _summary(trial_ids, fractions, r, kept, stats, zero_dropped, n) -> dict:
 
 def draw(path: Path, arrays: dict, summary: dict) -> None:
     """Video correlation against the number of neurons kept: trials as thin lines, mean +- SD."""
-    plt = common.pyplot()
+    plt = pyplot()
     fr, r, kept = arrays["fractions"], arrays["r"], arrays["kept"]
     order = np.argsort(fr)
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
@@ -123,4 +116,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
     p = summary.get("statistics", {}).get("friedman", {}).get("p")
     ax.set_title("Population ablation" + (f" (Friedman p = {p:.2g})" if p is not None else ""), fontsize=10)
     ax.legend(frameon=False, fontsize=8)
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import ResolutionNoise, Settings
 from v1recon.experiments.stats import holm, null_test
 from v1recon.jobs.mouse import MouseSetup
+from v1recon.report.figures import pyplot
 
 NAME = "resolution-noise"
-FULL_CONSTANTS = (0, 1, 2, 4, 8, 16, 32)
 N_FRAMES = 60
 
 
@@ -76,31 +77,20 @@ def cell_null(
     return observed, np.concatenate(null, axis=1)
 
 
-def run(
-    setup: MouseSetup,
-    spatial: Sequence[float],
-    temporal: Sequence[float],
-    repeats: int,
-    invert: bool,
-    null_movies: int,
-    config,
-    seed: int = 0,
-    oracle: bool = True,
-    progress: bool = True,
-) -> tuple[dict, dict]:
-    """Reconstruct every noise movie of the grid; return (arrays, summary) for `common.write_analysis`."""
-    movies, table = noise_movies(spatial, temporal, repeats, seed, invert)
+def run(setup: MouseSetup, cfg: ResolutionNoise, recon, settings: Settings) -> tuple[dict, dict]:
+    """Reconstruct every noise movie of the grid; return (arrays, summary) for `results.write_analysis`."""
+    spatial, temporal, seed = list(cfg.spatial), list(cfg.temporal), settings.seed
+    movies, table = noise_movies(spatial, temporal, cfg.repeats, seed, cfg.invert)
     behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
-    res = common.reconstruct_from_predicted(setup, movies, behaviour, config, oracle, progress)
+    res = common.reconstruct_from_predicted(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
     S, T = len(spatial), len(temporal)
     r_map, r_oracle_map, p_map, null_map, single_map = (np.full((S, T), np.nan) for _ in range(5))
     tests = []
     for i in range(S):
         for j in range(T):
             sel = np.flatnonzero((table[:, 0] == i) & (table[:, 1] == j))
-            obs, null = cell_null(
-                res.videos[sel], movies[sel], table[sel], spatial[i], temporal[j], setup.eval_mask, null_movies, seed
-            )
+            cell = (spatial[i], temporal[j], setup.eval_mask, cfg.null_movies, seed)
+            obs, null = cell_null(res.videos[sel], movies[sel], table[sel], *cell)
             test = null_test(obs, null, seed=seed)
             tests.append({"spatial": spatial[i], "temporal": temporal[j], **test})
             r_map[i, j], p_map[i, j], null_map[i, j] = obs.mean(), test["p"], test["null_mean"]
@@ -197,7 +187,7 @@ def _expected(spatial, temporal, r_map, oracle_map=None) -> list[dict]:
 def draw(path: Path, arrays: dict, summary: dict) -> None:
     """Heat maps of the correlation (ensemble; true model when present) with Holm-significant cells starred,
     and one example frame (frame 45) per spatial constant at the coarsest-but-one temporal constant."""
-    plt = common.pyplot()
+    plt = pyplot()
     maps = [("ensemble (predicted activity)", arrays["r_map"])]
     if "r_oracle_map" in arrays:
         maps.append(("true model (in silico)", arrays["r_oracle_map"]))
@@ -217,4 +207,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
         ax.set_title(f"video r: {title}", fontsize=9)
     fig.colorbar(im, ax=axes[0].tolist(), fraction=0.03, label="video correlation r")
     fig.suptitle("Gaussian-noise resolution (* Holm p < 0.05 vs unrelated stimuli)", fontsize=10)
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

@@ -28,8 +28,11 @@ from scipy.ndimage import gaussian_filter
 
 from v1recon import FRAME_SHAPE
 from v1recon.errors import V1ReconError
+from v1recon.experiments import results
+from v1recon.experiments.registry import RFMapping
+from v1recon.report.figures import pyplot
 
-PHASE_FRAMES = 15  # frames before / during / after the pixel
+PHASE_FRAMES = RFMapping.phase  # frames before / during / after the pixel
 GREY = 127.5
 THRESHOLD = 0.1  # relative response change below which a probe counts as no response
 SMOOTH_SIGMA = 2.0  # pixels
@@ -290,17 +293,14 @@ def _map(encoder, behaviour, stride, batch_size, device, desc, progress, phase) 
         return map_receptive_fields(encoder, behaviour, stride, batch_size, phase, device=device, progress=bar.update)
 
 
-def run(
-    setup,
-    stride: int = 2,
-    batch_size: int = 32,
-    true_model: bool = True,
-    progress: bool = True,
-    phase: int = PHASE_FRAMES,
-):
+def run(setup, cfg, recon=None, settings=None):
     """Map the RFs of the setup's mouse through its ensemble (and, in silico, through the true model); compare
-    with the alpha mask and the true RFs. Returns (arrays, summary) for `common.write_analysis`."""
+    with the alpha mask and the true RFs (cfg: registry.RFMapping; no reconstruction, so `recon` is unused).
+    Returns (arrays, summary) for `results.write_analysis`."""
     from v1recon.experiments import common
+
+    stride, batch_size, phase = cfg.stride, cfg.batch_size, cfg.phase
+    progress = settings is None or settings.progress
     from v1recon.models import EnsembleEncoder
 
     behaviour = common.constant_behaviour([setup.recording], 1)[:, 0]
@@ -341,7 +341,7 @@ def run(
         arrays["true_population_rf"] = shift_maps(truth.population_rf()[None], gaze_shift_px(truth, behaviour))[0]
         arrays["true_envelopes"] = shift_maps(truth.rf_envelopes(), gaze_shift_px(truth, behaviour)).astype(np.float16)
         findings.append(f"ensemble vs true RFs: {_truth_line(cmp['summary'])}.")
-        if true_model:
+        if cfg.true_model:
             tm = _map(
                 setup.truth, behaviour, stride, batch_size, setup.device, "RF mapping (true model)", progress, phase
             )
@@ -401,9 +401,8 @@ def _examples(arrays: dict) -> np.ndarray:
 
 def draw(path, arrays: dict, summary: dict) -> None:
     """Population RF (with the mask outlined), true population RF, example neuron RFs, centre-error histogram."""
-    from v1recon.experiments import common
 
-    plt = common.pyplot()
+    plt = pyplot()
     has_truth = "truth_centre_error_px" in arrays
     fig = plt.figure(figsize=(12, 6.5))
     grid = fig.add_gridspec(3, EXAMPLE_NEURONS, height_ratios=[1.3, 0.8, 0.8])
@@ -451,4 +450,4 @@ def draw(path, arrays: dict, summary: dict) -> None:
                 ax.set_ylabel("ON - OFF")
         ax.set(xticks=[], yticks=[])
     fig.suptitle(summary["title"])
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

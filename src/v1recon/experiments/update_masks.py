@@ -8,14 +8,15 @@ Statistics: Friedman test over the three and one-sided paired Wilcoxon tests of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import Settings, UpdateMasks
 from v1recon.experiments.stats import paired_wilcoxon, repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
+from v1recon.report.figures import pyplot
 
 NAME = "masks"
 VARIANTS = ("none", "standard", "strict")
@@ -26,16 +27,15 @@ def update_masks(alpha: np.ndarray, standard: float = 0.5, strict: float = 1.0) 
     return {"none": np.ones(alpha.shape, bool), "standard": alpha >= standard, "strict": alpha >= strict}
 
 
-def run(
-    setup: MouseSetup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
-) -> tuple[dict, dict]:
+def run(setup: MouseSetup, cfg: UpdateMasks, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial with each update mask; return (arrays, summary)."""
-    trials = load_trials(setup.recording, trial_ids, frames)
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    trials = load_trials(setup.recording, trial_ids, cfg.frames)
     masks = update_masks(setup.alpha)
     r = np.zeros((len(trial_ids), len(VARIANTS)))
     for v, name in enumerate(VARIANTS):
         recs = common.reconstruct_set(
-            setup.encoders, trials.responses, trials.behaviours, masks[name], config, f"mask {name}", progress
+            setup.encoders, trials.responses, trials.behaviours, masks[name], recon, f"mask {name}", settings.progress
         )
         for t, rec in enumerate(recs):
             r[t, v] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
@@ -83,7 +83,7 @@ def run(
 
 
 def draw(path: Path, arrays: dict, summary: dict) -> None:
-    plt = common.pyplot()
+    plt = pyplot()
     r = arrays["r"]
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2), gridspec_kw={"width_ratios": [1.1, 1]})
     ax = axes[0]
@@ -103,4 +103,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
     ax.set_title("standard (grey), strict (dark), evaluation (orange)", fontsize=8)
     ax.set_xticks([])
     ax.set_yticks([])
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

@@ -11,23 +11,23 @@ Statistics: one-sided paired Wilcoxon test of predicted against recorded (and or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from v1recon.experiments import common
+from v1recon.experiments import common, results
+from v1recon.experiments.registry import Settings, UpperBounds
 from v1recon.experiments.stats import paired_wilcoxon
 from v1recon.jobs.mouse import MouseSetup, load_trials, predicted_responses
+from v1recon.report.figures import pyplot
 
 NAME = "upper-bounds"
 
 
-def run(
-    setup: MouseSetup, trial_ids: Sequence[int], config, progress: bool = True, frames: int | None = None
-) -> tuple[dict, dict]:
+def run(setup: MouseSetup, cfg: UpperBounds, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial under every condition; return (arrays, summary)."""
-    trials = load_trials(setup.recording, trial_ids, frames)
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    trials = load_trials(setup.recording, trial_ids, cfg.frames)
     beh, mask = trials.behaviours, setup.update_mask
     predicted = predicted_responses(setup.encoders, trials.videos, beh, setup.device)
     plan = [("recorded", setup.encoders, trials.responses), ("predicted", setup.encoders, predicted)]
@@ -37,7 +37,7 @@ def run(
     r = np.zeros((len(trial_ids), len(plan)))
     examples = {}
     for c, (name, encoders, responses) in enumerate(plan):
-        recs = common.reconstruct_set(encoders, responses, beh, mask, config, name, progress, trials.names)
+        recs = common.reconstruct_set(encoders, responses, beh, mask, recon, name, settings.progress, trials.names)
         for t, rec in enumerate(recs):
             r[t, c] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
         examples[name] = recs[0].video
@@ -79,7 +79,7 @@ def run(
 
 def draw(path: Path, arrays: dict, summary: dict) -> None:
     """Bars per condition with trials as dots, and frame 45 of the first trial under each condition."""
-    plt = common.pyplot()
+    plt = pyplot()
     r, names = arrays["r"], [str(n) for n in arrays["conditions"]]
     examples = [("truth", arrays["example_truth"])] + [
         (n, arrays[f"example_{n.split(',')[0].replace(' ', '_')}"]) for n in names
@@ -102,4 +102,4 @@ def draw(path: Path, arrays: dict, summary: dict) -> None:
         a.set_title(name, fontsize=7)
         a.set_xticks([])
         a.set_yticks([])
-    common.save_figure(fig, path)
+    results.save_figure(fig, path)

@@ -634,9 +634,9 @@ def write_media(
 
     `also`: more movies to show beside the reconstruction ({title: (T, 36, 64)}); `label`: the reconstruction's
     title (e.g. "streamed", whose loss curve then runs over pushes)."""
-    from v1recon.experiments.common import pyplot
     from v1recon.io import atomic_path
     from v1recon.metrics.video import frame_correlations
+    from v1recon.report.figures import pyplot
     from v1recon.report.media import confidence_panel, error_panel, frame_strip, write_side_by_side_movie
 
     plt = pyplot()

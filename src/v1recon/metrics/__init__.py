@@ -7,6 +7,7 @@ from v1recon.metrics.encoder import (
     encoder_metrics,
     feve,
     oracle_correlation,
+    pearson,
     pearson_per_row,
     single_trial_correlation,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "motion_energy",
     "motion_energy_correlation",
     "oracle_correlation",
+    "pearson",
     "pearson_per_row",
     "psnr",
     "response_consistency",

@@ -103,6 +103,11 @@ def pearson_per_row(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.clip(r, -1.0, 1.0)
 
 
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r of two arrays of the same size, flattened; 0 if either is constant."""
+    return float(pearson_per_row(np.reshape(x, (1, -1)), np.reshape(y, (1, -1)))[0])
+
+
 class _PooledPearson:
     """Per-neuron Pearson r over (N, T_i) chunks pooled along time, without concatenating them.
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from v1recon import EVAL_START_FRAME
 from v1recon.errors import V1ReconError
-from v1recon.metrics.encoder import NeuronScores, pearson_per_row, single_trial_correlation
+from v1recon.metrics.encoder import NeuronScores, pearson, pearson_per_row, single_trial_correlation
 
 PEAK = 255.0  # grey-level range of the stimulus
 
@@ -72,14 +72,10 @@ def _prepare(recon: Any, truth: Any, mask: Any, start: int, min_frames: int = 1)
     return r[start:], t[start:], m
 
 
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    return float(pearson_per_row(x.reshape(1, -1), y.reshape(1, -1))[0])
-
-
 def video_correlation(recon: Any, truth: Any, mask: Any = None, start: int = EVAL_START_FRAME) -> float:
     """One Pearson r over all masked pixels of all frames from `start` on, flattened (the headline measure)."""
     r, t, m = _prepare(recon, truth, mask, start)
-    return _pearson(r[:, m], t[:, m])
+    return pearson(r[:, m], t[:, m])
 
 
 def full_screen_correlation(recon: Any, truth: Any, start: int = EVAL_START_FRAME) -> float:
@@ -162,7 +158,7 @@ def motion_energy(video: Any, mask: Any = None, start: int = EVAL_START_FRAME) -
 def motion_energy_correlation(recon: Any, truth: Any, mask: Any = None, start: int = EVAL_START_FRAME) -> float:
     """Pearson r between the motion-energy traces of reconstruction and truth (0 if either is flat)."""
     _prepare(recon, truth, mask, start, min_frames=3)
-    return _pearson(motion_energy(recon, mask, start), motion_energy(truth, mask, start))
+    return pearson(motion_energy(recon, mask, start), motion_energy(truth, mask, start))
 
 
 def response_consistency(predicted_from_recon: Any, recorded: Any, skip: int = EVAL_START_FRAME) -> NeuronScores:
@@ -195,7 +191,7 @@ def video_metrics(recon: Any, truth: Any, mask: Any = None, start: int = EVAL_ST
         "ssim_windowed": ssim_windowed(r, t, m, 0),
         "rmse": rmse(r, t, m, 0),
         "psnr": psnr(r, t, m, 0),
-        "motion_energy_correlation": _pearson(me_r, me_t),
+        "motion_energy_correlation": pearson(me_r, me_t),
         "motion_energy_recon": float(me_r.mean()),
         "motion_energy_truth": float(me_t.mean()),
         "full_screen_correlation": full_screen_correlation(r, t, 0),

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from v1recon import BEHAVIOUR_CHANNELS, EVAL_START_FRAME, FRAME_RATE_HZ
+from v1recon.metrics.encoder import pearson
 
 DPI = 110
 # Units of the Sensorium behaviour channels, in the order of BEHAVIOUR_CHANNELS.
@@ -21,7 +22,7 @@ CURVE_TITLES = {
 COLOURS = ("#2458a6", "#d0621b", "#2e8b57", "#8e44ad", "#b5892a", "#c0392b", "#16a0a0", "#7f8c8d")
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -33,7 +34,7 @@ def _pyplot():
 
 def to_png(fig) -> bytes:
     """Render and close a figure."""
-    plt = _pyplot()
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -45,7 +46,7 @@ def training_curves(logs: Mapping[str, Mapping[str, np.ndarray]]) -> bytes:
 
     `logs` maps a model name to columns (name -> values per epoch); the column `epoch` is the x axis.
     """
-    plt = _pyplot()
+    plt = pyplot()
     quantities = sorted({k for cols in logs.values() for k in cols if k != "epoch"}, key=_curve_order)
     quantities = quantities[:4] or ["(nothing logged)"]
     fig, axes = plt.subplots(1, len(quantities), figsize=(4.2 * len(quantities), 3.0), squeeze=False)
@@ -85,7 +86,7 @@ def _curve_label(name: str) -> str:
 def encoder_bars(rows: Sequence[tuple[str, str, float | None]], ceiling: Mapping[str, float] | None = None) -> bytes:
     """Single-trial correlation per (mouse, encoder) as grouped bars; `ceiling` (mouse -> r) of the true model
     is drawn as a dashed line over each mouse's group."""
-    plt = _pyplot()
+    plt = pyplot()
     mice = list(dict.fromkeys(m for m, _, _ in rows))
     encoders = list(dict.fromkeys(e for _, e, _ in rows))
     values = {(m, e): v for m, e, v in rows}
@@ -112,7 +113,7 @@ def encoder_bars(rows: Sequence[tuple[str, str, float | None]], ceiling: Mapping
 def mask_figure(mask: np.ndarray | None, title: str, rfs: np.ndarray | None = None, max_contours: int = 150) -> bytes:
     """The alpha mask (H, W) over the screen (colour, with the update m >= 0.5 and evaluation m >= 1 borders) and,
     when `rfs` (N, H, W) are given, a mosaic of receptive fields (half-maximum contours) and the population RF."""
-    plt = _pyplot()
+    plt = pyplot()
     mask = None if mask is None else np.asarray(mask, dtype=float)
     n_panels = (mask is not None) + (2 if rfs is not None else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(4.4 * n_panels, 2.8), squeeze=False)
@@ -163,7 +164,7 @@ def _mask_borders(ax, mask: np.ndarray | None) -> None:
 
 def behaviour_figure(behaviour: np.ndarray, title: str) -> bytes:
     """The four behaviour channels (4, T) of one trial against time in seconds."""
-    plt = _pyplot()
+    plt = pyplot()
     behaviour = np.asarray(behaviour, dtype=float)
     t = np.arange(behaviour.shape[1]) / FRAME_RATE_HZ
     fig, axes = plt.subplots(1, 4, figsize=(13, 2.2))
@@ -180,13 +181,13 @@ def behaviour_figure(behaviour: np.ndarray, title: str) -> bytes:
 def prediction_traces(predicted: np.ndarray, recorded: np.ndarray, neurons: Sequence[int], title: str) -> bytes:
     """Recorded (grey) and predicted (colour) responses (N, T) of a few neurons against time in seconds;
     the shaded start is the context that evaluation skips."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(neurons), 1, figsize=(9, 1.15 * len(neurons) + 0.6), sharex=True, squeeze=False)
     t = np.arange(recorded.shape[1]) / FRAME_RATE_HZ
     for ax, n in zip(axes[:, 0], neurons, strict=True):
         ax.plot(t, recorded[n], color="0.55", lw=0.9, label="recorded")
         ax.plot(t, predicted[n], color=COLOURS[0], lw=1.2, label="predicted")
-        r = _corr(predicted[n, EVAL_START_FRAME:], recorded[n, EVAL_START_FRAME:])
+        r = pearson(predicted[n, EVAL_START_FRAME:], recorded[n, EVAL_START_FRAME:])
         ax.set_ylabel(f"#{n}\n(a.u.)", rotation=0, ha="right", va="center", fontsize=8)
         ax.text(1.0, 0.85, f"r = {r:.2f}", transform=ax.transAxes, ha="right", fontsize=8)
         ax.axvspan(0, EVAL_START_FRAME / FRAME_RATE_HZ, color="0.93", lw=0)
@@ -197,15 +198,9 @@ def prediction_traces(predicted: np.ndarray, recorded: np.ndarray, neurons: Sequ
     return to_png(fig)
 
 
-def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    denom = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / denom) if denom > 0 else 0.0
-
-
 def frame_correlation_plot(curves: Mapping[str, np.ndarray], start: int = EVAL_START_FRAME) -> bytes:
     """Per-frame spatial correlation (frames from `start` on) of one or more reconstructions of a trial."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 2.2))
     for i, (name, r) in enumerate(curves.items()):
         r = np.asarray(r, dtype=float)
@@ -223,7 +218,7 @@ def frame_correlation_plot(curves: Mapping[str, np.ndarray], start: int = EVAL_S
 
 def metric_by_trial(values: Mapping[str, Sequence[float]], labels: Sequence[str], ylabel: str, title: str) -> bytes:
     """Dots per trial and mean +- SD bars for several conditions (our reconstruction, oracle, upper bound...)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(values) + 1.5), 2.8))
     rng = np.random.default_rng(0)
     for i, ys in enumerate(values.values()):
@@ -242,7 +237,7 @@ def metric_by_trial(values: Mapping[str, Sequence[float]], labels: Sequence[str]
 
 def comparison_figure(rows: Sequence[tuple[str, float, float | None]]) -> bytes:
     """Published values on real data beside this run's, as paired horizontal bars (only quantities with a value)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(rows) + 0.9))
     y = np.arange(len(rows))
     ax.barh(y - 0.2, [r[1] for r in rows], 0.38, color="#8fa8d6", label="real data (published)")
@@ -267,7 +262,7 @@ def _short(label: str, width: int = 48) -> str:
 
 def optimisation_curves(curves: Mapping[str, np.ndarray]) -> bytes:
     """Video correlation with the truth against optimisation iteration, one line per trial."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(4.6, 2.6))
     for i, (name, r) in enumerate(curves.items()):
         ax.plot(np.arange(len(r)), r, lw=1.0, color=COLOURS[i % len(COLOURS)], label=name)
@@ -287,7 +282,7 @@ def reliability_diagram(pixels: Mapping[str, Reliability], frames: Mapping[str, 
     """Predicted std against observed RMS error (grey levels), one line per confidence estimate; the diagonal is
     a calibrated estimate. `pixels` / `frames`: name -> a reliability dict (v1recon.metrics.calibration) over
     pixel-frames and over frames (the frame's RMS std and RMS error); the second panel only when given."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [("pixel-frames", pixels)] + ([("frames", frames)] if frames else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.2), squeeze=False)
     for ax, (title, curves) in zip(axes[0], panels, strict=True):

@@ -25,14 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from v1recon.data.recording import TEST_TIERS
 from v1recon.errors import V1ReconError
 from v1recon.sim.behaviour import EyeAndBody, behaviour_trace, random_eye_and_body
 from v1recon.sim.families import DEFAULT_FAMILY, FAMILY_NAMES, family_class
 from v1recon.sim.model import GroundTruthV1, truth_path
 from v1recon.sim.observation import CorrelationMeter, sample_responses
 from v1recon.sim.stimuli import natural_movie
-
-TEST_TIERS = ("oracle", "live_test", "final_test")
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from v1recon.data.recording import TEST_TIERS
 from v1recon.errors import V1ReconError
 
-TEST_TIERS = ("oracle", "live_test", "final_test")
 EVALUATION_FILE = Path("evaluation") / "encoders.json"
 
 
