@@ -242,7 +242,7 @@ class DwiseNeuro(MultiMouseModel):
 
     forward(video (B,T,36,64), behaviour (B,4,T), mouse) -> (B, N, T), T >= 31: every window ending at frame
     30..T-1, predictions averaged per frame. `memory_budget_bytes` bounds the activations of one chunk of windows
-    (default: 2 GiB on a CPU, a quarter of the GPU's memory on CUDA).
+    (default: 2 GiB on a CPU, half of the free GPU memory on CUDA).
     """
 
     architecture = "dwiseneuro"
@@ -293,12 +293,12 @@ class DwiseNeuro(MultiMouseModel):
         return 4 * WINDOW.frames * total
 
     def windows_per_chunk(self) -> int:
-        """Windows per batch: `memory_budget_bytes`, or by default 2 GiB on a CPU and 1/4 of a GPU's memory."""
+        """Windows per batch: `memory_budget_bytes`, or by default 2 GiB on a CPU and half of the GPU memory that
+        is free now (the optimiser's own tensors and other models on the GPU are then already counted)."""
         budget = self.memory_budget_bytes
         if budget is None:
             device = self.readouts[0].layer[1].weight.device
-            cuda = device.type == "cuda"
-            budget = torch.cuda.get_device_properties(device).total_memory // 4 if cuda else 2 << 30
+            budget = torch.cuda.mem_get_info(device)[0] // 2 if device.type == "cuda" else 2 << 30
         return max(1, int(budget // self.window_bytes()))
 
     def predict_windows(self, video, behaviour, mouse: int, ends) -> torch.Tensor:

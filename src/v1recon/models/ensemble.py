@@ -29,11 +29,13 @@ class BoundEncoder:
     """A multi-mouse model bound to one mouse: encoder(video (B,T,36,64), behaviour (B,4,T)) -> (B, N, T).
 
     Runs in eval mode with the weights frozen (the model is left as it was found), on the model's device with
-    bf16 autocast on CUDA; returns float32 on the device of the input video. Differentiable in the video.
+    bf16 autocast on CUDA (`bf16=False`: float32 throughout); returns float32 on the device of the input video.
+    Differentiable in the video.
     """
 
-    def __init__(self, model: MultiMouseModel, mouse: int, name: str | None = None) -> None:
+    def __init__(self, model: MultiMouseModel, mouse: int, name: str | None = None, bf16: bool = True) -> None:
         self.model = model
+        self.bf16 = bf16
         self.mouse = model.check_mouse(mouse)
         self.n_neurons = int(model.neuron_counts[self.mouse])
         self.context_frames = int(model.context_frames)
@@ -52,7 +54,7 @@ class BoundEncoder:
 
     def __call__(self, video: torch.Tensor, behaviour: torch.Tensor) -> torch.Tensor:
         v, b = self._inputs(video, behaviour)
-        with inference_mode(self.model), autocast(self.device):
+        with inference_mode(self.model), autocast(self.device, self.bf16):
             out = self.model(v, b, self.mouse)
         return out.float().to(video.device)
 
@@ -69,7 +71,7 @@ class BoundEncoder:
         if self.windowing is None:
             raise V1ReconError(f"{self.name}: a {self.model.architecture} model does not predict windows.")
         v, b = self._inputs(video, behaviour)
-        with inference_mode(self.model), autocast(self.device):
+        with inference_mode(self.model), autocast(self.device, self.bf16):
             out = self.model.predict_windows(v, b, self.mouse, ends)
         return out.float().to(video.device)
 
