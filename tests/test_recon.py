@@ -115,6 +115,27 @@ def test_pixels_outside_the_update_mask_stay_grey():
         assert np.any(res.video[:, mask] != 127.5)
 
 
+@pytest.mark.parametrize("method", ["fast", "paper"])
+def test_a_warm_start_begins_at_the_given_movie_inside_the_mask_only(method):
+    enc = ToyEncoder(60, seed=11)
+    video, resp, beh = toy_trial(enc, 40, seed=12)
+    mask = np.zeros((36, 64), bool)
+    mask[5:30, 10:50] = True
+    config = ReconConfig(method=method, iterations=3)
+    (res,) = reconstruct_trials([enc], [resp], [beh], mask, config, truths=[video], eval_mask=mask, starts=[video])
+    assert res.correlation[0, 0] == pytest.approx(1.0, abs=1e-5)  # the first logged movie is the start itself
+    assert np.all(res.video[:, ~mask] == 127.5)  # outside the update mask the start is not used
+    (grey,) = reconstruct_trials([enc], [resp], [beh], mask, config, truths=[video], eval_mask=mask)
+    assert grey.correlation[0, 0] == pytest.approx(0, abs=1e-6)
+
+
+def test_a_start_movie_of_the_wrong_shape_is_refused():
+    enc = ToyEncoder(20, seed=13)
+    _, resp, beh = toy_trial(enc, 40, seed=14)
+    with pytest.raises(V1ReconError, match="start movie has shape"):
+        reconstruct_trials([enc], [resp], [beh], np.ones((36, 64), bool), starts=[np.zeros((39, 36, 64))])
+
+
 def test_several_trials_in_one_batch_equal_one_at_a_time():
     enc = ToyEncoder(30, seed=5)
     trials = [toy_trial(enc, 40, seed=s) for s in (6, 7)]

@@ -111,18 +111,27 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     return out
 
 
-def restart_start(shape, mask: torch.Tensor, jitter: float, seed: int) -> torch.Tensor:
-    """Grey 127.5 plus seeded white noise of std `jitter` grey levels inside the mask, clipped: (B, T, H, W)."""
+def restart_start(shape, mask: torch.Tensor, jitter: float, seed: int, base: torch.Tensor | None = None):
+    """`base` (default grey 127.5) plus seeded white noise of std `jitter` grey levels inside the mask, clipped:
+    (B, T, H, W)."""
     gen = torch.Generator(device="cpu").manual_seed(seed)
     noise = torch.randn(tuple(shape), generator=gen).to(mask.device) * jitter * (mask > 0)
-    return (127.5 + noise).clamp_(0, 255)
+    return ((127.5 if base is None else base) + noise).clamp_(0, 255)
 
 
-def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback, restart: int = 0):
+def masked_start(movies: np.ndarray, mask: torch.Tensor) -> torch.Tensor:
+    """Start movies (B, T, H, W) inside the update mask, grey outside (the pixels that never change stay grey)."""
+    video = torch.as_tensor(np.asarray(movies, np.float32), device=mask.device).clamp(0, 255)
+    keep = (mask > 0).to(video.dtype)
+    return video * keep + 127.5 * (1 - keep)
+
+
+def _run_method(encoders, resp, beh, mask, config: ReconConfig, callback, restart: int = 0, base=None):
     seed = config.seed + restart
-    start = None
+    start = base
     if restart > 0:
-        start = restart_start((resp.shape[0], resp.shape[2], *mask.shape), mask, config.restart_jitter, seed)
+        shape = (resp.shape[0], resp.shape[2], *mask.shape)
+        start = restart_start(shape, mask, config.restart_jitter, seed, base)
     if config.method == "paper":
         return reconstruct_paper(
             encoders,
@@ -155,13 +164,15 @@ def reconstruct_trials(
     progress: Callable[[int], None] | None = None,
     on_iteration: Callable[[], None] | None = None,
     restarts: Sequence[int] | None = None,
+    starts: Sequence[np.ndarray] | None = None,
 ) -> list[Reconstruction]:
     """Reconstruct every trial; see the module docstring. `truths` (T, 36, 64) only feed the per-iteration
     correlation (inside `eval_mask`, frames >= 30); `progress(n_trials_done)` is called after every batch and
     `on_iteration()` after every iteration of every model. With `config.restarts` = K > 1 every model (or, for
     gradient ensembling, the ensemble) is optimised K times, restart r >= 1 from `restart_start` with seed
     config.seed + r; the reconstruction is the average of all members. `restarts` runs only those restart indices
-    (a job's task runs one)."""
+    (a job's task runs one). `starts`: a first movie (T, 36, 64) per trial instead of grey (a warm start, e.g. a
+    decoder's estimate), used inside the update mask only."""
     config = config or ReconConfig()
     if config.ensemble not in ("average", "gradient"):
         raise V1ReconError(f"unknown ensemble mode {config.ensemble!r}; choose average or gradient.")
@@ -170,6 +181,10 @@ def reconstruct_trials(
     encoders = list(encoders)
     sources = list(sources) if sources is not None else [f"trial {i}" for i in range(len(responses))]
     check_inputs(encoders, responses, behaviours, sources, update_mask)
+    for src, first, resp in zip(sources, starts if starts is not None else [], responses, strict=False):
+        expected = (resp.shape[1], *FRAME_SHAPE)
+        if np.shape(first) != expected:
+            raise V1ReconError(f"{src}: start movie has shape {np.shape(first)}, expected {expected}.")
     device = encoder_device(encoders[0], torch.device("cpu"))
     mask_t = torch.as_tensor(np.asarray(update_mask, dtype=np.float32), device=device)
     emask = np.ones(FRAME_SHAPE, bool) if eval_mask is None else np.asarray(eval_mask) > 0
@@ -182,6 +197,7 @@ def reconstruct_trials(
             resp = torch.as_tensor(np.stack([responses[i] for i in batch]), dtype=torch.float32, device=device)
             resp = resp.clamp_min(0)  # recorded traces are ReLU'd, as published
             beh = torch.as_tensor(np.stack([behaviours[i] for i in batch]), dtype=torch.float32, device=device)
+            base = None if starts is None else masked_start(np.stack([starts[i] for i in batch]), mask_t)
             truth = None
             if truths is not None:
                 truth = torch.as_tensor(np.stack([truths[i] for i in batch]), dtype=torch.float32, device=device)
@@ -197,7 +213,7 @@ def reconstruct_trials(
                     if truth is not None and video.shape[1] > EVAL_START_FRAME:
                         corr_log.append(masked_correlation(video, truth, emask_t, EVAL_START_FRAME).cpu().numpy())
 
-                video, cost, n_iter = _run_method(group, resp, beh, mask_t, config, log, restart)
+                video, cost, n_iter = _run_method(group, resp, beh, mask_t, config, log, restart, base)
                 movies.append(video.clamp(0, 255).cpu().numpy())
                 losses.append(np.stack(loss_log, axis=1))  # (B, I)
                 corrs.append(np.stack(corr_log, axis=1) if corr_log else np.full_like(losses[-1], np.nan))
