@@ -9,7 +9,7 @@ EXECUTOR_OPT = typer.Option(
     "local",
     "--executor",
     help="Who runs the job's tasks: local (one after another in this process; default) or ray (as many at once as "
-    "a Ray cluster's workers allow, one CPU or GPU each; needs pip install -e '.[ray]'). Same results either way.",
+    "a Ray cluster's workers allow, one CPU or GPU each; needs pip install -e '.\\[ray]'). Same results either way.",
 )
 ADDRESS_OPT = typer.Option(
     None,
