@@ -7,6 +7,7 @@ One script for one H100/H200 (about 5 minutes, at most 8): it writes gpu_check.j
   published 1000 iterations of a 10 s movie;
 - the fast method's seconds per 10 s movie per model (its steps capped at `--fast-steps`; the table gives the
   seconds per step too) and for a 7-model ensemble;
+- one step of a 7-model fast3d ensemble run model by model and stacked under vmap (benchmarks/ensemble_batching.py);
 - with --run RUN --data DATA (a small trained run carried over as files): the ensemble reconstruction of held-out
   trials in fp32 and in bf16, and the difference of their video correlation with the truth (the claim: < 0.005).
 
@@ -32,6 +33,9 @@ from v1recon.device import pick_device
 from v1recon.models import BoundEncoder, build_model
 from v1recon.recon.fast import FastSettings
 from v1recon.recon.reconstructor import ReconConfig, reconstruct_trials
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ensemble_batching import batching_row  # noqa: E402  (a sibling script, not a package)
 
 ENSEMBLE_MODELS = 7  # the published ensemble
 SMOKE_KWARGS = dict(core_features=(8,) * 9, expansion_ratio=2, se_reduce_ratio=4, cortex_features=(16, 32, 64))
@@ -170,6 +174,11 @@ def table(result: dict) -> str:
         f"| fast (steps capped at {f['steps']}) | {f['steps']} | {f['seconds_per_step']:.3f} | "
         f"{f['movie_model_s']:.1f} | {f['ensemble_s']:.1f} | {f['peak_gib']:.1f} |"
     )
+    b = result["ensemble_batching"]
+    lines.append(
+        f"\n{b['models']} fast3d models, one step on a {b['frames']}-frame movie each: {b['separate_s']:.3f} s one "
+        f"after another, {b['stacked_s']:.3f} s stacked under vmap ({b['ratio']:.2f}x)"
+    )
     if "bf16_quality" in result:
         q = result["bf16_quality"]
         lines.append(
@@ -221,6 +230,8 @@ def main(argv=None) -> int:
     fast["movie_model_s"] = fast["seconds"] * scale
     for row in (paper, fast):
         row["ensemble_s"] = row["movie_model_s"] * ENSEMBLE_MODELS
+    fast3d = [build_model("fast3d", [args.neurons]) for _ in range(ENSEMBLE_MODELS)]
+    batching = batching_row(fast3d, 0, args.frames, 1, device, args.repeats)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     result = {
         "device": str(device),
@@ -232,6 +243,7 @@ def main(argv=None) -> int:
         "throughput": throughput,
         "paper": paper,
         "fast": fast,
+        "ensemble_batching": batching,
     }
     if args.run is not None:
         result["bf16_quality"] = bf16_quality(args.run, args.data or args.run / "data", args.trials, device)

@@ -32,6 +32,8 @@ def test_smoke_writes_every_figure(gpu_check, tmp_path):
     # extrapolations: the published 1000 iterations of a 300-frame movie from 2 iterations of 48 frames
     assert paper["movie_model_s"] == pytest.approx(paper["seconds_per_step"] * 1000 * 300 / 48)
     assert fast["ensemble_s"] == pytest.approx(7 * fast["movie_model_s"])
+    batching = result["ensemble_batching"]
+    assert batching["models"] == 7 and batching["max_gradient_difference"] < 1e-5  # stacking changes no gradient
     table = (tmp_path / "gpu_check.md").read_text()
     assert "paper (published loop" in table and "bf16+channels-last-3d" in table
 
