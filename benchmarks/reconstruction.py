@@ -27,6 +27,7 @@ import resource
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -106,7 +107,56 @@ def measure(name, encoders, videos, behaviours, responses, update, evaluation, c
         "peak_memory_mb": peak_memory_mb(device),
         "video_correlation": corr,
         "curve": np.nanmean(np.stack([r.correlation[0] for r in results]), axis=0),
+        # the members' mean correlation per iteration against the cumulative window passes of the whole job
+        "member_curve": member_curve(results),
+        "passes_per_iteration": float(np.sum([r.window_passes for r in results]))
+        / max(1, int(np.max([max(r.iterations) for r in results]))),
     }
+
+
+def member_curve(results) -> np.ndarray:
+    """Mean over trials and members of the per-iteration correlation, held at its last value after a member
+    stopped (a stopped member's movie no longer changes)."""
+    rows = []
+    for r in results:
+        for c in r.correlation:
+            c = c.copy()
+            last = np.flatnonzero(~np.isnan(c))
+            if len(last):
+                c[last[-1] + 1 :] = c[last[-1]]
+            rows.append(c)
+    width = max(len(c) for c in rows)
+    return np.nanmean(np.stack([np.pad(c, (0, width - len(c)), mode="edge") for c in rows]), axis=0)
+
+
+def first_reaching(curve: np.ndarray, target: float) -> int | None:
+    """1-based iteration at which `curve` first reaches `target`, or None."""
+    hit = np.flatnonzero(np.nan_to_num(curve, nan=-np.inf) >= target)
+    return int(hit[0]) + 1 if len(hit) else None
+
+
+def write_curves(out: Path, rows: list[dict]) -> None:
+    """CSV (method, iteration, window passes, members' mean video r) and a PNG of r against window passes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["method,iteration,window_passes,member_video_r"]
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    for r in rows:
+        passes = r["passes_per_iteration"] * np.arange(1, len(r["member_curve"]) + 1)
+        points = enumerate(zip(passes, r["member_curve"], strict=True))
+        lines += [f"{r['method']},{i + 1},{p:.0f},{c:.5f}" for i, (p, c) in points]
+        ax.plot(passes, r["member_curve"], label=f"{r['method']} (ensemble r {r['video_correlation']:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("window passes (all models and trials)")
+    ax.set_ylabel("video r of the members")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "reconstruction_curve.png", dpi=120)
+    (out / "reconstruction_curve.csv").write_text("\n".join(lines) + "\n")
 
 
 def main(argv=None) -> None:
@@ -143,6 +193,7 @@ def main(argv=None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-only", action="store_true", help="skip the quality comparison in the verdict")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", type=Path, default=None, help="folder for the curve (CSV and PNG) and a JSON of the rows")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -183,6 +234,10 @@ def main(argv=None) -> None:
             f"{r['method']:8}{r['iterations']:>6}{r['window_passes']:>15.0f}{r['seconds']:>10.1f}"
             f"{r['seconds_per_movie_per_model']:>15.2f}{r['peak_memory_mb']:>10.0f}{r['video_correlation']:>9.3f}"
         )
+    if args.out is not None:
+        write_curves(args.out, rows)
+        keep = ("method", "iterations", "window_passes", "seconds", "peak_memory_mb", "video_correlation")
+        (args.out / "reconstruction.json").write_text(json.dumps([{k: r[k] for k in keep} for r in rows], indent=1))
     if len(rows) < 2 or rows[0]["method"] != "paper":
         return
     paper, fast_row = rows[:2]
@@ -191,6 +246,21 @@ def main(argv=None) -> None:
         f"seconds {paper['seconds'] / fast_row['seconds']:.1f}x; "
         f"video r fast - paper = {fast_row['video_correlation'] - paper['video_correlation']:+.3f}"
     )
+    # equal correlation: where the paper loop's members first come within 0.01 of the fast members' final r
+    target = fast_row["member_curve"][-1] - 0.01
+    reach = first_reaching(paper["member_curve"], target)
+    if reach is None:
+        print(
+            f"the paper loop's members never came within 0.01 of the fast members' r {target + 0.01:.3f} in "
+            f"{len(paper['member_curve'])} iterations (best {np.nanmax(paper['member_curve']):.3f})"
+        )
+    else:
+        at = reach / len(paper["member_curve"])
+        print(
+            f"equal member r ({target + 0.01:.3f} - 0.01) at paper iteration {reach}: window passes "
+            f"{reach * paper['passes_per_iteration'] / fast_row['window_passes']:.1f}x, seconds "
+            f"{at * paper['seconds'] / fast_row['seconds']:.1f}x those of fast"
+        )
     if args.paper_iterations < PAPER_ITERATIONS:
         scale = PAPER_ITERATIONS / args.paper_iterations * 300 / args.frames
         print(
@@ -202,8 +272,8 @@ def main(argv=None) -> None:
         marks = [i for i in (9, 49, 99, 249, 499, 999) if i < len(curve)]
         print("paper video r at iterations " + ", ".join(f"{i + 1}: {curve[i]:.3f}" for i in marks))
         ok = fast_row["video_correlation"] >= paper["video_correlation"] - 0.01
-        ok &= fast_row["window_passes"] <= paper["window_passes"] / 10
-        print("fast within 0.01 of paper with <= 1/10 of its window passes:", "yes" if ok else "no")
+        ok &= fast_row["window_passes"] <= paper["window_passes"] / 30
+        print("fast within 0.01 of paper with <= 1/30 of its window passes:", "yes" if ok else "no")
 
 
 if __name__ == "__main__":
