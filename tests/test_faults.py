@@ -151,16 +151,22 @@ def test_other_commands_never_delete_or_overwrite_inputs(data, tmp_path):
     assert _hashes(data) == before and not (data / "run").exists()
 
 
-def test_killed_simulation_leaves_no_folder_and_the_rerun_gives_the_same_files(tmp_path):
-    """simulate writes into a temporary sibling and renames it at the end: a kill leaves no output folder (so
-    nothing half-written is ever read), and the rerun writes the files of an uninterrupted run, byte for byte."""
+def test_killed_simulation_leaves_no_folder_and_the_rerun_resumes_to_the_same_files(tmp_path):
+    """simulate writes its mice (one task each) into a hidden sibling and renames it at the end: a kill leaves no
+    output folder (so nothing half-written is ever read), the rerun keeps the mice that were finished and writes
+    the files of an uninterrupted run, byte for byte, and no partial folder is left."""
     args = ["simulate", "--preset", "tiny", "--mice", "4", "--workers", "1", "--seed", "0", "--no-figure"]
     complete(v1recon(*args[:1], tmp_path / "whole", *args[1:]))
-    out = tmp_path / "killed"
-    started = lambda: any(tmp_path.glob(".killed.*.tmp/killed/*/data"))  # noqa: E731
-    kill_when(v1recon(*args[:1], out, *args[1:]), started, seed=5)
-    assert not out.exists()
+    out, partial = tmp_path / "killed", tmp_path / ".killed.partial"
+    stamps = partial / ".tasks"
+    kill_when(v1recon(*args[:1], out, *args[1:]), lambda: len(list(stamps.glob("*.json"))) >= 1, seed=5)
+    assert not out.exists() and partial.is_dir()
+    kept = {f: f.stat().st_mtime_ns for s in stamps.glob("*.json") for f in (partial / s.stem).rglob("*.npy")}
+    assert kept
     complete(v1recon(*args[:1], out, *args[1:]))
+    assert not partial.exists() and not (out / ".tasks").exists()
+    for f, mtime in kept.items():  # finished mice were not simulated again
+        assert (out / f.relative_to(partial)).stat().st_mtime_ns == mtime
     files = sorted(p.relative_to(out) for p in out.rglob("*.npy"))
     assert files and files == sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*.npy"))
     assert all((out / f).read_bytes() == (tmp_path / "whole" / f).read_bytes() for f in files)

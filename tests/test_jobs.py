@@ -57,6 +57,15 @@ def test_tasks_run_after_what_they_need_and_resume_from_stamps(tmp_path):
     assert CALLS == ["a", "b", "c"]
 
 
+def test_local_processes_run_each_task_after_what_it_needs(tmp_path):
+    """workers=2: the independent tasks run in two processes, the sum after both, with the serial results."""
+    results = run_job(_job(tmp_path), progress=False, workers=2)
+    assert results == {"a": 2, "b": 3, "sum": 5} and (tmp_path / "c").read_text() == "5"
+    assert all((tmp_path / ".tasks" / f"{n}.json").is_file() for n in ("a", "b", "sum"))
+    CALLS.clear()
+    assert run_job(_job(tmp_path), progress=False, workers=2) == results and CALLS == []
+
+
 def test_a_task_without_a_stamp_runs_again_even_if_its_file_exists(tmp_path):
     CALLS.clear()
     run_job(_job(tmp_path), progress=False)

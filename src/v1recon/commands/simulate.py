@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from v1recon.cli import app
+from v1recon.commands.options import ADDRESS_OPT, EXECUTOR_OPT
 from v1recon.errors import V1ReconError
 
 
@@ -35,11 +36,18 @@ def simulate_command(
     ),
     workers: int = typer.Option(
         0,
-        help="Processes simulating mice in parallel; 0 = automatic (one per CPU core for the default and paper "
-        "presets on the CPU). The files are byte-identical for any worker count and OMP_NUM_THREADS. Default: 0.",
+        help="With --executor local: processes simulating mice in parallel; 0 = automatic (one per CPU core for the "
+        "default and paper presets on the CPU). The files are byte-identical for any executor, worker count and "
+        "OMP_NUM_THREADS. Default: 0.",
     ),
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
-    """Simulate mice watching natural-like movies; write Sensorium-layout recordings and the true model."""
+    """Simulate mice watching natural-like movies; write Sensorium-layout recordings and the true model.
+
+    One task per mouse: the mice are written into a hidden sibling of OUT (.OUT.partial) and OUT appears when all
+    are done; an interrupted simulation resumes with the same command, keeping the mice that are finished.
+    """
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not overwrite)):
         raise V1ReconError(f"{out}: output already exists; pass --overwrite to replace it.")
     import os
@@ -66,5 +74,7 @@ def simulate_command(
         device=device,
         workers=workers,
         family=family,
+        executor=executor,
+        address=address,
     )
     typer.echo(f"wrote {out} ({result['disk_bytes'] / 1e9:.2f} GB) in {result['seconds']} s")

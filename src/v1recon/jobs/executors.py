@@ -29,8 +29,13 @@ def _finished(task: Task, result, seconds: float, log, on_done) -> None:
         on_done(task.name, result)
 
 
-def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None, on_done=None) -> dict[str, Any]:
-    """In this process, in dependency order (`address` is not used)."""
+def run_local(
+    job: Job, todo: list[Task], address=None, progress=True, log=None, on_done=None, workers: int = 1
+) -> dict[str, Any]:
+    """In this process, in dependency order (`address` is not used); with `workers` > 1 in that many local
+    processes, each task as soon as the tasks it needs are done."""
+    if workers > 1:
+        return _run_processes(job, todo, workers, progress, log, on_done)
     results = {}
     with _bar(job, todo, progress) as bar:
         for task in todo:
@@ -38,6 +43,32 @@ def run_local(job: Job, todo: list[Task], address=None, progress=True, log=None,
             results[task.name], seconds = execute(task, str(job.stamp_path(task)))
             _finished(task, results[task.name], seconds, log, on_done)
             bar.update(1)
+    return results
+
+
+def _run_processes(job: Job, todo: list[Task], workers: int, progress, log, on_done) -> dict[str, Any]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting = {t.name: t for t in todo}
+    finished = {t.name for t in job.tasks} - set(waiting)
+    results: dict[str, Any] = {}
+    # spawn, not fork: a forked child of a process that already ran torch can hang in its thread pool
+    with (
+        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
+        _bar(job, todo, progress) as bar,
+    ):
+        running = {}
+        while waiting or running:
+            for task in [t for t in waiting.values() if all(n in finished for n in t.needs)]:
+                running[pool.submit(execute, task, str(job.stamp_path(task)))] = waiting.pop(task.name)
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                task = running.pop(future)
+                results[task.name], seconds = future.result()
+                finished.add(task.name)
+                _finished(task, results[task.name], seconds, log, on_done)
+                bar.update(1)
     return results
 
 
@@ -64,9 +95,11 @@ def run_ray(
     progress=True,
     log: Callable | None = None,
     on_done: Callable | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """On a Ray cluster: `address` None starts a local one for this job (stopped at the end), "auto" or HOST:PORT
-    joins a running one. Tasks start as soon as the tasks they need are done."""
+    joins a running one. Tasks start as soon as the tasks they need are done (`workers` is not used: the cluster's
+    CPUs and GPUs decide how many run at once)."""
     ray = _ray()
     started_here = not ray.is_initialized()
     if started_here:

@@ -133,9 +133,11 @@ def run_job(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
     on_done: Callable[[str, Any], None] | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Run the tasks of `job` that are not done with `executor` ("local" or "ray"); returns every task's result
-    (from its stamp for the tasks already done), by task name. `on_done(name, result)` follows each task run."""
+    (from its stamp for the tasks already done), by task name. `on_done(name, result)` follows each task run;
+    `workers` > 1 runs a local job's independent tasks in that many processes."""
     from v1recon.jobs.executors import EXECUTORS
 
     if executor not in EXECUTORS:
@@ -145,7 +147,8 @@ def run_job(
     todo = [task for task in job.order() if task.name not in finished]
     if todo:
         job.stamps.mkdir(parents=True, exist_ok=True)
-        results.update(EXECUTORS[executor](job, todo, address=address, progress=progress, log=log, on_done=on_done))
+        run = EXECUTORS[executor]
+        results.update(run(job, todo, address=address, progress=progress, log=log, on_done=on_done, workers=workers))
     elif log is not None:
         log(f"{job.title}: all {len(job.tasks)} tasks already done")
     return results

@@ -223,6 +223,40 @@ def _one_mouse_one_thread(folder: Path, preset: Preset, seed: int, index: int, o
     return summary
 
 
+def simulate_mouse_task(folder: str, preset: str, seed: int, index: int, options: dict) -> dict:
+    """The task of one mouse: folder/<mouse>/, its truth and figure (a half-written earlier attempt is replaced)."""
+    import shutil
+
+    folder = Path(folder)
+    name = mouse_name(seed, index)
+    shutil.rmtree(folder / name, ignore_errors=True)
+    return _one_mouse(folder, PRESETS[preset], seed, index, options)
+
+
+def partial_folder(out: Path) -> Path:
+    """Where a simulation is written until every mouse is done: a hidden sibling of the output folder, kept when
+    the simulation is interrupted so that the same command resumes it."""
+    return out.parent / f".{out.name}.partial"
+
+
+def simulation_job(work: Path, preset: str, seed: int, n_mice: int, options: dict):
+    """One task per mouse, writing work/<mouse>/ with its truth (and figure) beside it."""
+    from v1recon.jobs.tasks import STAMPS_DIR, Job, Task
+
+    gpus = 1.0 if "cuda" in options.get("device", "cpu") else 0.0
+    tasks = []
+    for k in range(n_mice):
+        name = mouse_name(seed, k)
+        truth = truth_path(work / name)
+        outputs = (work / name, truth, truth.with_suffix(".json"))
+        if options.get("figure", True):
+            outputs += (work / f"{name}.png",)
+        kwargs = dict(folder=str(work), preset=preset, seed=seed, index=k, options=options)
+        config = {"preset": preset, "seed": seed, "index": k, **{o: options[o] for o in ("figure", "family")}}
+        tasks.append(Task(name, simulate_mouse_task, kwargs, outputs, config, gpus=gpus))
+    return Job("simulate", work / STAMPS_DIR, tasks)
+
+
 def simulate(
     out: str | os.PathLike,
     preset: str = "default",
@@ -235,6 +269,8 @@ def simulate(
     device: str = "cpu",
     workers: int = 0,
     family: str = DEFAULT_FAMILY,
+    executor: str = "local",
+    address: str | None = None,
 ) -> dict:
     """Write `n_mice` simulated mice into the folder `out` (layout in the module docstring); returns the summary.
 
@@ -242,16 +278,22 @@ def simulate(
     surround and cross-orientation suppression, end-stopping, LN-LN subunits, ON/OFF cells, contrast adaptation,
     running suppression, an unobserved shared brain state).
 
-    The folder appears only when everything is written (atomic); an existing non-empty folder is refused unless
-    `overwrite`. `device` runs the ground-truth model there ("cpu", "cuda", "auto"); results are the same up to
-    floating-point rounding. `workers`: processes simulating mice in parallel (0 = automatic: one per CPU core
-    for presets that take more than a few seconds per mouse, on the CPU).
+    A job of one task per mouse (`executor` "local" or "ray"), written into `partial_folder(out)`; the output folder
+    appears only when every mouse is written. An interrupted simulation resumes with the same call (finished mice
+    are kept). An existing non-empty folder is refused unless `overwrite`. `device` runs the ground-truth model there
+    ("cpu", "cuda", "auto"); results are the same up to floating-point rounding. `workers`: local processes
+    simulating mice in parallel (0 = automatic: one per CPU core for presets that take more than a few seconds per
+    mouse, on the CPU).
 
-    Same seed and preset on the CPU -> byte-identical recordings, truth and figures, for any worker count and any
-    OMP_NUM_THREADS (only timings and provenance in the JSON files differ).
+    Same seed and preset on the CPU -> byte-identical recordings, truth and figures, for any executor, worker count
+    and OMP_NUM_THREADS (only timings and provenance in the JSON files differ).
     """
+    import shutil
+
     from v1recon.device import pick_device
     from v1recon.io import atomic_path, provenance, write_json
+    from v1recon.jobs.outputs import locked
+    from v1recon.jobs.tasks import STAMPS_DIR, config_hash, run_job
 
     out = Path(out)
     if preset not in PRESETS:
@@ -272,18 +314,13 @@ def simulate(
     workers = min(workers, n_mice)
     options = {"progress": progress, "figure": figure, "device": device, "family": family}
     started = time.perf_counter()
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        if workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawn, not fork: a forked child of a process that already ran torch can hang in its thread pool
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-                jobs = [pool.submit(_one_mouse, tmp, p, seed, k, options) for k in range(n_mice)]
-                mice = [job.result() for job in jobs]
-        else:
-            mice = [_one_mouse(tmp, p, seed, k, options) for k in range(n_mice)]
+    work = partial_folder(out)
+    identity = config_hash({"preset": preset, "seed": seed, "mice": n_mice, "figure": figure, "family": family})
+    with locked(work):
+        _start_partial(work, identity, log)
+        job = simulation_job(work, preset, seed, n_mice, options)
+        results = run_job(job, executor, address, progress=progress and n_mice > 1, workers=workers)
+        mice = [results[t.name] for t in job.tasks]
         for m in mice:
             log(
                 f"{m['name']}: {m['n_neurons']} neurons, {m['n_trials']} trials, median single-trial correlation "
@@ -297,12 +334,36 @@ def simulate(
             "seed": seed,
             "mice": mice,
             "workers": workers,
+            "executor": executor,
             "seconds": round(time.perf_counter() - started, 1),
-            "disk_bytes": _folder_bytes(tmp),
+            "disk_bytes": _folder_bytes(work),
             "provenance": provenance(),
         }
-        write_json(tmp / "simulation.json", result)
+        write_json(work / "simulation.json", result)
+        shutil.rmtree(work / STAMPS_DIR)
+        (work / PARTIAL_CONFIG).unlink()
+    with atomic_path(out) as target:
+        os.replace(work, target)
     return result
+
+
+PARTIAL_CONFIG = ".simulation-config"
+
+
+def _start_partial(work: Path, identity: str, log) -> None:
+    """Keep what an interrupted simulation of the same configuration wrote into `work`; empty it otherwise."""
+    import shutil
+
+    from v1recon.jobs.outputs import LOCK
+
+    marker = work / PARTIAL_CONFIG
+    if marker.is_file() and marker.read_text() == identity:
+        log(f"{work}: resuming an interrupted simulation of the same configuration")
+        return
+    for path in work.iterdir():
+        if path.name != LOCK:
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+    marker.write_text(identity)
 
 
 def _folder_bytes(path: Path) -> int:
