@@ -206,3 +206,40 @@ def test_chance_level_is_named_and_short_trials_refused(run):
         load_trials(setup.recording, [0], frames=20)
     cut = load_trials(setup.recording, [0], frames=40)
     assert cut.videos[0].shape[0] == 40 and cut.responses[0].shape[1] == 40 and cut.behaviours[0].shape[1] == 40
+
+
+def test_an_analysis_job_equals_the_in_process_run_and_resumes_its_missing_units(run, monkeypatch):
+    """upper-bounds as a job of one task per condition: the same result as `run` in one process; a job stopped
+    after its first unit keeps that part, and the rerun computes only the units still missing."""
+    from v1recon.experiments import registry, upper_bounds
+
+    cfg, settings = registry.UpperBounds(trials=2, frames=60), registry.Settings(iterations=3, progress=False)
+    setup = open_setup(run, log=lambda msg: None)
+    recon = common.recon_config("fast", 3, 0, 8)
+    expected, _ = upper_bounds.run(setup, cfg, recon, settings)
+
+    real, calls = upper_bounds.reconstruct_unit, []
+
+    def stop_after_one(setup, cfg, recon, settings, spec):
+        if calls:
+            raise KeyboardInterrupt  # as if the job were stopped while its second unit ran
+        calls.append(spec["condition"])
+        return real(setup, cfg, recon, settings, spec)
+
+    monkeypatch.setattr(upper_bounds, "reconstruct_unit", stop_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        registry.run_analysis(run, "upper-bounds", cfg, settings, overwrite=True, log=lambda msg: None)
+    parts = registry.parts_dir(run, "upper-bounds")
+    assert [p.name for p in parts.glob("*.npz")] == [f"{calls[0]}.npz"]
+
+    def counted(setup, cfg, recon, settings, spec):
+        calls.append(spec["condition"])
+        return real(setup, cfg, recon, settings, spec)
+
+    monkeypatch.setattr(upper_bounds, "reconstruct_unit", counted)
+    result = registry.run_analysis(run, "upper-bounds", cfg, settings, overwrite=True, log=lambda msg: None)
+    assert sorted(calls) == sorted(upper_bounds.units(setup, cfg, settings))  # each unit ran once in all
+    assert not parts.exists()
+    with np.load(result.folder / "result.npz") as f:
+        np.testing.assert_allclose(f["r"], expected["r"], atol=1e-6)
+        assert list(f["conditions"]) == list(expected["conditions"])

@@ -120,3 +120,24 @@ def test_a_killed_driver_resumes_with_only_the_unfinished_tasks(run, data, tmp_p
     serial = subprocess.run(_command(run, data, tmp_path / "serial", 12, "local"), capture_output=True, text=True)
     assert serial.returncode == 0, serial.stderr
     _same(_arrays(tmp_path / "serial"), _arrays(out))
+
+
+def test_simulate_and_an_analysis_on_ray_give_the_serial_files(run, data, tmp_path):
+    """simulate (one task per mouse) writes byte-identical mice on Ray; an analysis (one task per condition) gives
+    the serial result within the stated tolerance."""
+    sim = [sys.executable, "-m", "v1recon", "simulate", "--preset", "tiny", "--mice", "2", "--no-figure"]
+    for executor in ("local", "ray"):
+        done = subprocess.run([*sim, tmp_path / executor, "--executor", executor], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    files = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.npy"))
+    assert files and all((tmp_path / "local" / f).read_bytes() == (tmp_path / "ray" / f).read_bytes() for f in files)
+    results = {}
+    for executor in ("local", "ray"):
+        args = ["analyse", "upper-bounds", run, "--trials", "2", "--frames", "60", "--iterations", "4",
+                "--no-progress", "--overwrite", "--executor", executor]  # fmt: skip
+        done = subprocess.run([sys.executable, "-m", "v1recon", *map(str, args)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        with np.load(run / "analyses" / "upper-bounds" / "result.npz") as f:
+            results[executor] = f["r"]
+    np.testing.assert_allclose(results["ray"], results["local"], atol=1e-3)
+    assert not (run / "analyses" / ".upper-bounds.parts").exists()

@@ -10,6 +10,7 @@ import typer
 
 from v1recon import FAST_MAX_STEPS, PUBLISHED_ITERATIONS
 from v1recon.cli import app
+from v1recon.commands.options import ADDRESS_OPT, EXECUTOR_OPT
 from v1recon.experiments import registry as R
 
 analyse_app = typer.Typer(
@@ -66,9 +67,11 @@ def settings(data=None, mouse=None, method="fast", iterations=R.CPU_ITERATIONS, 
     return R.Settings(data, mouse, method, iterations, device, seed, progress)
 
 
-def run_and_print(name: str, run: Path, config, common: R.Settings, overwrite: bool) -> None:
+def run_and_print(
+    name: str, run: Path, config, common: R.Settings, overwrite: bool, executor: str = "local", address=None
+) -> None:
     """Run one analysis of the registry on RUN and print what it found and where it wrote."""
-    result = R.run_analysis(run, name, config, common, overwrite, log=_log)
+    result = R.run_analysis(run, name, config, common, overwrite, log=_log, executor=executor, address=address)
     for line in result.lines:
         typer.echo(line)
     typer.echo(f"wrote {result.folder} in {result.seconds:.0f} s")
@@ -124,6 +127,8 @@ def resolution_noise(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Resolution from Gaussian-noise movies (60 frames, constant behaviour) reconstructed from the ensemble's
     predicted activity; heat map of the video correlation over spatial x temporal length constants, and a test of
@@ -140,7 +145,7 @@ def resolution_noise(
         grid = {"spatial": _floats(spatial, "--spatial"), "temporal": _floats(temporal, "--temporal")}
         config = R.ResolutionNoise(**grid, repeats=repeats, invert=invert, null_movies=null_movies, oracle=oracle)
     common = settings(data, mouse, method, iterations, device, seed, progress)
-    run_and_print("resolution-noise", run, config, common, overwrite)
+    run_and_print("resolution-noise", run, config, common, overwrite, executor, address)
 
 
 @analyse_app.command("gratings")
@@ -169,6 +174,8 @@ def gratings(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Resolution from drifting gratings (60 frames, constant behaviour) reconstructed from the ensemble's predicted
     activity; map of the video correlation over spatial x temporal frequency (mean over directions).
@@ -182,7 +189,8 @@ def gratings(
     else:
         grid = {"sf": _floats(sf, "--sf"), "tf": _floats(tf, "--tf"), "directions": _floats(directions, "--directions")}
         config = R.Gratings(**grid, oracle=oracle)
-    run_and_print("gratings", run, config, settings(data, mouse, method, iterations, device, seed, progress), overwrite)
+    common = settings(data, mouse, method, iterations, device, seed, progress)
+    run_and_print("gratings", run, config, common, overwrite, executor, address)
 
 
 @analyse_app.command("population")
@@ -206,6 +214,8 @@ def population(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Population ablation: reconstruct held-out trials (recorded activity) from nested random neuron subsets, the
     same subset for every model; curve with a Friedman test and paired Wilcoxon tests across trials.
@@ -216,7 +226,7 @@ def population(
     """
     config = R.Population(trials, frames, _floats(fractions, "--fractions"), zero_dropped)
     common = settings(data, mouse, method, iterations, device, seed, progress)
-    run_and_print("population", run, config, common, overwrite)
+    run_and_print("population", run, config, common, overwrite, executor, address)
 
 
 @analyse_app.command("ensemble-size")
@@ -235,6 +245,8 @@ def ensemble_size(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Ensemble size: every model reconstructs held-out trials (recorded activity) alone; ensembles of 1..K models
     average those reconstructions (with and without the published blur); curve with statistics across trials.
@@ -244,7 +256,7 @@ def ensemble_size(
     """
     config = R.EnsembleSize(trials, frames, max_subsets)
     common = settings(data, mouse, method, iterations, device, seed, progress)
-    run_and_print("ensemble-size", run, config, common, overwrite)
+    run_and_print("ensemble-size", run, config, common, overwrite, executor, address)
 
 
 @analyse_app.command("masks")
@@ -260,6 +272,8 @@ def masks(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Update masks: reconstruct held-out trials with no mask, the standard mask (alpha >= 0.5) and the strict mask
     (alpha >= 1), all scored on the same evaluation mask. Needs RUN/masks/<mouse>.npz (`v1recon mask`).
@@ -268,7 +282,7 @@ def masks(
     CPU-minutes (3-4 minutes on an idle 2-core CPU).
     """
     common = settings(data, mouse, method, iterations, device, seed, progress)
-    run_and_print("masks", run, R.UpdateMasks(trials, frames), common, overwrite)
+    run_and_print("masks", run, R.UpdateMasks(trials, frames), common, overwrite, executor, address)
 
 
 @analyse_app.command("upper-bounds")
@@ -284,6 +298,8 @@ def upper_bounds(
     seed: int = SEED_OPT,
     overwrite: bool = OVERWRITE_OPT,
     progress: bool = PROGRESS_OPT,
+    executor: str = EXECUTOR_OPT,
+    address: str = ADDRESS_OPT,
 ) -> None:
     """Upper bounds: reconstruct held-out trials from recorded activity and from the ensemble's own predicted
     activity; in silico also through the true model (oracle: recorded responses; ceiling: its own noise-free ones).
@@ -292,4 +308,4 @@ def upper_bounds(
     models of 1000 neurons (about 3-4 minutes on an idle 2-core CPU).
     """
     common = settings(data, mouse, method, iterations, device, seed, progress)
-    run_and_print("upper-bounds", run, R.UpperBounds(trials, frames), common, overwrite)
+    run_and_print("upper-bounds", run, R.UpperBounds(trials, frames), common, overwrite, executor, address)

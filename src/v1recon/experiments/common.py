@@ -175,6 +175,28 @@ def reconstruct_from_predicted(
     return PredictedRecon(videos, r, r_models, r_oracle, oracle_videos)
 
 
+def predicted_unit(
+    setup: MouseSetup, movies: np.ndarray, behaviour: np.ndarray, config, oracle: bool, progress
+) -> dict:
+    """`reconstruct_from_predicted` of some movies as the arrays of one analysis unit."""
+    res = reconstruct_from_predicted(setup, movies, behaviour, config, oracle, progress)
+    out = {"videos": res.videos, "r": res.r, "r_models": res.r_models}
+    if res.r_oracle is not None:
+        out.update(r_oracle=res.r_oracle, oracle_videos=res.oracle_videos)
+    return out
+
+
+def joined_predicted(parts: Sequence[dict]) -> PredictedRecon:
+    """The units of `predicted_unit`, in order, as one PredictedRecon."""
+
+    def joined(key: str):
+        return np.concatenate([p[key] for p in parts]) if key in parts[0] else None
+
+    return PredictedRecon(
+        joined("videos"), joined("r"), joined("r_models"), joined("r_oracle"), joined("oracle_videos")
+    )
+
+
 CHANCE_R = 0.05  # below this mean video correlation a comparison between conditions says nothing
 
 

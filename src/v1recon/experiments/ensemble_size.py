@@ -11,12 +11,13 @@ trials) and one-sided paired Wilcoxon tests of k + 1 against k models.
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import EnsembleSize, Settings
+from v1recon.experiments.registry import EnsembleSize, Settings, run_units
 from v1recon.experiments.stats import repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
 from v1recon.report.figures import pyplot
@@ -36,31 +37,43 @@ NAME = "ensemble-size"
 
 def run(setup: MouseSetup, cfg: EnsembleSize, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial with every model alone and score every ensemble size; return (arrays, summary)."""
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: EnsembleSize, settings: Settings) -> dict[str, dict]:
+    """One unit per model."""
+    return {f"model-{k}": {"model": k} for k in range(len(setup.encoders))}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: EnsembleSize, recon, settings: Settings, spec: dict) -> dict:
+    """Every held-out trial through one model alone: its clipped reconstructions (trials, T, 36, 64)."""
+    trials = load_trials(setup.recording, common.held_out_trials(setup, cfg.trials), cfg.frames)
+    encoder = setup.encoders[spec["model"]]
+    recs = common.reconstruct_set(
+        [encoder], trials.responses, trials.behaviours, setup.update_mask, recon, f"model {spec['model']}",
+        settings.progress, trials.names,
+    )  # fmt: skip
+    return {"videos": np.stack([rec.per_model[0] for rec in recs])}
+
+
+def combine(setup: MouseSetup, cfg: EnsembleSize, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    """Every ensemble size from the models' reconstructions: averages of up to `max_subsets` model subsets."""
     from v1recon.recon import average_reconstructions
 
     trial_ids = common.held_out_trials(setup, cfg.trials)
-    max_subsets, seed = cfg.max_subsets, settings.seed
     trials = load_trials(setup.recording, trial_ids, cfg.frames)
-    recs = common.reconstruct_set(
-        setup.encoders,
-        trials.responses,
-        trials.behaviours,
-        setup.update_mask,
-        recon,
-        "models",
-        settings.progress,
-        trials.names,
-    )
+    max_subsets, seed = cfg.max_subsets, settings.seed
+    per_model = np.stack([parts[k]["videos"] for k in units(setup, cfg, settings)], axis=1)  # (trials, K, T, H, W)
     K = len(setup.encoders)
     rng = np.random.default_rng(seed)
     sizes = np.arange(1, K + 1)
     r_blur = np.zeros((len(trial_ids), K))
     r_plain = np.zeros((len(trial_ids), K))
-    for t, rec in enumerate(recs):
+    for t, movies in enumerate(per_model):
         for k in sizes:
             subsets = model_subsets(K, int(k), max_subsets, rng)
-            blurred = [average_reconstructions(rec.per_model[list(s)], recon.smooth_sigma) for s in subsets]
-            plain = [average_reconstructions(rec.per_model[list(s)], 0.0) for s in subsets]
+            blurred = [average_reconstructions(movies[list(s)], recon.smooth_sigma) for s in subsets]
+            plain = [average_reconstructions(movies[list(s)], 0.0) for s in subsets]
             r_blur[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in blurred])
             r_plain[t, k - 1] = np.mean([common.video_r(v, trials.videos[t], setup.eval_mask) for v in plain])
     labels = [f"{k} model{'s' if k > 1 else ''}" for k in sizes[::-1]]

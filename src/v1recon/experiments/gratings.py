@@ -9,13 +9,14 @@ the default phase it can be all grey: such cells have no contrast to reconstruct
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import Gratings, Settings
+from v1recon.experiments.registry import Gratings, Settings, run_units
 from v1recon.jobs.mouse import MouseSetup
 from v1recon.report.figures import pyplot
 
@@ -41,10 +42,27 @@ def grating_movies(
 
 def run(setup: MouseSetup, cfg: Gratings, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct every grating; return (arrays, summary) for `results.write_analysis`."""
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: Gratings, settings: Settings) -> dict[str, dict]:
+    """One unit per grid cell (spatial x temporal frequency; its directions together)."""
+    return {f"cell-{i}-{j}": {"cell": [i, j]} for i in range(len(cfg.sf)) for j in range(len(cfg.tf))}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: Gratings, recon, settings: Settings, spec: dict) -> dict:
+    """The gratings of one cell, reconstructed from the ensemble's predicted activity (and the true model's)."""
+    i, j = spec["cell"]
+    movies, _ = grating_movies([cfg.sf[i]], [cfg.tf[j]], list(cfg.directions))
+    behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
+    return common.predicted_unit(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
+
+
+def combine(setup: MouseSetup, cfg: Gratings, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    """The map over spatial x temporal frequency (mean over directions)."""
     sf, tf, directions = list(cfg.sf), list(cfg.tf), list(cfg.directions)
     movies, table = grating_movies(sf, tf, directions)
-    behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
-    res = common.reconstruct_from_predicted(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
+    res = common.joined_predicted([parts[u] for u in units(setup, cfg, settings)])  # the table's cell-major order
     contrast = movies[:, common.EVAL_START_FRAME :][:, :, setup.eval_mask].std(axis=(1, 2))
     r = np.where(contrast > 1.0, res.r, np.nan)  # no contrast inside the mask: nothing to correlate with
     r_oracle = None if res.r_oracle is None else np.where(contrast > 1.0, res.r_oracle, np.nan)

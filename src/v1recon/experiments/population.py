@@ -13,12 +13,13 @@ signed-rank tests of each fraction against the next smaller one. Published (real
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import Population, Settings
+from v1recon.experiments.registry import Population, Settings, run_units
 from v1recon.experiments.stats import repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
 from v1recon.models import NeuronSubset
@@ -39,34 +40,48 @@ def subset_inputs(encoders, responses: np.ndarray, keep: np.ndarray, zero_droppe
 
 def run(setup: MouseSetup, cfg: Population, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial from each nested neuron subset; return (arrays, summary)."""
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: Population, settings: Settings) -> dict[str, dict]:
+    """One unit per fraction of the neurons."""
+    return {f"fraction-{f:g}": {"index": i} for i, f in enumerate(cfg.fractions)}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: Population, recon, settings: Settings, spec: dict) -> dict:
+    """Every held-out trial from its subset at one fraction (the subsets of a trial are drawn, nested, from the
+    seed and the trial id, so every unit sees the same ones): video r and neurons kept per trial."""
     from tqdm.auto import tqdm
 
     trial_ids = common.held_out_trials(setup, cfg.trials)
-    fractions, zero_dropped, seed, progress = list(cfg.fractions), cfg.zero_dropped, settings.seed, settings.progress
     trials = load_trials(setup.recording, trial_ids, cfg.frames)
     n = setup.recording.n_neurons
-    r = np.full((len(trial_ids), len(fractions)), np.nan)
-    kept = np.zeros((len(trial_ids), len(fractions)), np.int64)
-    orders = []
-    jobs = [(t, f) for t in range(len(trial_ids)) for f in range(len(fractions))]
-    bar = tqdm(total=len(jobs), desc="population", unit="recon", disable=not progress)
-    for t, trial_id in enumerate(trial_ids):
-        subsets = common.nested_subsets(n, fractions, np.random.default_rng([seed, int(trial_id)]))
-        orders.append(subsets[int(np.argmax(fractions))])
-        for f, keep in enumerate(subsets):
-            encs, resp = subset_inputs(setup.encoders, trials.responses[t], keep, zero_dropped)
-            rec = common.reconstruct_set(
-                encs, [resp], [trials.behaviours[t]], setup.update_mask, recon, "trial", False, [trials.names[t]]
-            )[0]
-            r[t, f] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
-            kept[t, f] = keep.size
-            bar.update()
-    bar.close()
+    r, kept = np.full(len(trial_ids), np.nan), np.zeros(len(trial_ids), np.int64)
+    label = f"population {100 * cfg.fractions[spec['index']]:g}%"
+    for t, trial_id in enumerate(tqdm(trial_ids, desc=label, unit="recon", disable=not settings.progress)):
+        rng = np.random.default_rng([settings.seed, int(trial_id)])
+        keep = common.nested_subsets(n, list(cfg.fractions), rng)[spec["index"]]
+        encs, resp = subset_inputs(setup.encoders, trials.responses[t], keep, cfg.zero_dropped)
+        rec = common.reconstruct_set(
+            encs, [resp], [trials.behaviours[t]], setup.update_mask, recon, "trial", False, [trials.names[t]]
+        )[0]
+        r[t], kept[t] = common.video_r(rec.video, trials.videos[t], setup.eval_mask), keep.size
+    return {"r": r, "kept": kept}
+
+
+def combine(setup: MouseSetup, cfg: Population, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    """The fractions side by side, with the Friedman and paired tests."""
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    fractions = list(cfg.fractions)
+    keys = list(units(setup, cfg, settings))
+    r = np.stack([parts[k]["r"] for k in keys], axis=1)
+    kept = np.stack([parts[k]["kept"] for k in keys], axis=1)
     labels = [f"{100 * f:g}%" for f in fractions]
     order = np.argsort(fractions)[::-1]  # largest fraction first: "more neurons are better" is 'greater'
     stats = repeated_measures(r[:, order], [labels[i] for i in order], alternative="greater")
     arrays = {"trial_ids": np.asarray(trial_ids), "fractions": np.asarray(fractions, np.float32), "r": r, "kept": kept}
-    return arrays, _summary(trial_ids, fractions, r, kept, stats, zero_dropped, n)
+    n = setup.recording.n_neurons
+    return arrays, _summary(trial_ids, fractions, r, kept, stats, cfg.zero_dropped, n)
 
 
 def _summary(trial_ids, fractions, r, kept, stats, zero_dropped, n) -> dict:

@@ -3,6 +3,12 @@ published design), the settings every analysis shares, and `ANALYSES`, the map f
 that runs it. Every analysis module offers `run(setup, config, recon, settings) -> (arrays, summary)` and
 `draw(path, arrays, summary)`; `run_analysis` opens the mouse, runs one and writes RUN/analyses/<name>/.
 
+An analysis made of independent reconstructions (a grid cell, a condition, a neuron fraction) also offers
+`units(setup, cfg, settings) -> {unit: spec}`, `reconstruct_unit(setup, cfg, recon, settings, spec) -> arrays` and
+`combine(setup, cfg, recon, settings, parts) -> (arrays, summary)`; `run_analysis` then runs it as a job of one task
+per unit (local, or on Ray with `executor="ray"`), whose parts wait in RUN/analyses/.<name>.parts/ until the
+result is written, so that an interrupted analysis resumes with the same command.
+
 This module imports nothing heavy, so `v1recon analyse --help` and the option defaults read it directly.
 """
 
@@ -174,28 +180,113 @@ def run_analysis(
     settings: Settings = Settings(),
     overwrite: bool = False,
     log: Callable[[str], None] = print,
+    executor: str = "local",
+    address: str | None = None,
 ) -> AnalysisResult:
     """Open the run's mouse, run analysis `name` with `config` and write RUN/analyses/<name>/ in one piece.
 
     An existing result is refused before any computation unless `overwrite`.
     """
     from v1recon.experiments import common, results
-    from v1recon.jobs.mouse import open_setup
 
     analysis = ANALYSES[name]
     if not isinstance(config, analysis.config):
         raise TypeError(f"analysis {name} takes a {analysis.config.__name__}, got {type(config).__name__}")
     module = analysis.load()
     results.check_output(run_dir, name, overwrite)
+    from v1recon.jobs.mouse import open_setup
+
+    key = _setup_key(run_dir, settings, analysis.needs_mask)
     setup = open_setup(run_dir, settings.data, settings.mouse, settings.device, need_mask=analysis.needs_mask, log=log)
+    _OPENED.clear()
+    _OPENED[key] = setup  # the tasks of a local job use it instead of opening the mouse again
     recon = common.recon_config(settings.method, settings.iterations, settings.seed, 8)
     timer = results.Timer()
-    arrays, summary = module.run(setup, config, recon, settings)
+    if hasattr(module, "units"):
+        arrays, summary = _run_as_job(analysis, module, setup, config, recon, settings, executor, address)
+    else:
+        arrays, summary = module.run(setup, config, recon, settings)
     seconds = timer()
     record = {**asdict(config), **asdict(settings), "recon": recon.to_dict()}
     draw = lambda path: module.draw(path, arrays, summary)  # noqa: E731
     folder = results.write_analysis(run_dir, name, arrays, summary, record, draw, setup, seconds, overwrite)
+    _remove_parts(Path(run_dir), name)
     return AnalysisResult(folder, summary, seconds, _lines(summary, analysis.prints))
+
+
+def run_units(module, setup, cfg, recon, settings) -> tuple[dict, dict]:
+    """An analysis made of units, in this process: every unit, then their combination (what `run` does)."""
+    units = module.units(setup, cfg, settings)
+    parts = {u: module.reconstruct_unit(setup, cfg, recon, settings, spec) for u, spec in units.items()}
+    return module.combine(setup, cfg, recon, settings, parts)
+
+
+def parts_dir(run_dir: Path, name: str) -> Path:
+    """Where the parts of an analysis wait until its result is written: RUN/analyses/.<name>.parts."""
+    from v1recon.experiments import results
+
+    return results.analysis_dir(run_dir, name).parent / f".{name}.parts"
+
+
+def analysis_unit(run_dir: str, name: str, config, settings: Settings, recon, spec: dict, path: str) -> dict:
+    """One task: reconstruct one unit of an analysis and save its arrays to `path`."""
+    import numpy as np
+
+    from v1recon.io import save_npz
+    from v1recon.jobs.mouse import open_setup
+
+    analysis = ANALYSES[name]
+    key = _setup_key(run_dir, settings, analysis.needs_mask)
+    if key not in _OPENED:  # a worker process of its own (Ray)
+        _OPENED.clear()
+        _OPENED[key] = open_setup(
+            run_dir, settings.data, settings.mouse, settings.device, analysis.needs_mask, lambda _: 0
+        )
+    setup = _OPENED[key]
+    arrays = analysis.load().reconstruct_unit(setup, config, recon, settings, spec)
+    save_npz(path, **arrays)
+    return {"arrays": sorted(arrays), "bytes": int(sum(np.asarray(v).nbytes for v in arrays.values()))}
+
+
+def _run_as_job(analysis: Analysis, module, setup, config, recon, settings: Settings, executor, address):
+    import numpy as np
+
+    from v1recon.io import remove_temporaries
+    from v1recon.jobs.outputs import locked
+    from v1recon.jobs.tasks import STAMPS_DIR, Job, Task, run_job
+
+    run_dir = Path(setup.run.path)
+    folder = parts_dir(run_dir, analysis.name)
+    shared = {"analysis": asdict(config), "seed": settings.seed, "recon": recon.to_dict(), "data": setup.identity()}
+    gpus = 1.0 if setup.device.type == "cuda" else 0.0
+    tasks = []
+    for unit, spec in module.units(setup, config, settings).items():
+        path = folder / f"{unit.replace('/', '_')}.npz"
+        kwargs = dict(run_dir=str(run_dir), name=analysis.name, config=config, settings=settings, recon=recon,
+                      spec=spec, path=str(path))  # fmt: skip
+        tasks.append(Task(unit, analysis_unit, kwargs, (path,), {**shared, "spec": spec}, gpus=gpus))
+    with locked(folder):
+        remove_temporaries(folder)  # half-written parts of a killed analysis
+        run_job(Job(analysis.name, folder / STAMPS_DIR, tasks), executor, address, progress=settings.progress)
+    parts = {}
+    for task in tasks:
+        with np.load(task.outputs[0]) as f:
+            parts[task.name] = {k: f[k] for k in f.files}
+    return module.combine(setup, config, recon, settings, parts)
+
+
+def _remove_parts(run_dir: Path, name: str) -> None:
+    import shutil
+
+    shutil.rmtree(parts_dir(run_dir, name), ignore_errors=True)
+
+
+_OPENED: dict[tuple, object] = {}  # the mouse last opened in this process, by what it was opened from
+
+
+def _setup_key(run_dir, settings: Settings, need_mask: bool) -> tuple:
+    data = None if settings.data is None else str(Path(settings.data).resolve())
+    return (str(Path(run_dir).resolve()), data, settings.mouse, settings.device, need_mask)
 
 
 def _lines(summary: dict, prints: str) -> list[str]:

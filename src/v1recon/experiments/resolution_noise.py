@@ -14,13 +14,14 @@ stimulus it was not reconstructed from: the other repeats of the cell (never its
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import ResolutionNoise, Settings
+from v1recon.experiments.registry import ResolutionNoise, Settings, run_units
 from v1recon.experiments.stats import holm, null_test
 from v1recon.jobs.mouse import MouseSetup
 from v1recon.report.figures import pyplot
@@ -30,15 +31,24 @@ N_FRAMES = 60
 
 
 def noise_movies(
-    spatial: Sequence[float], temporal: Sequence[float], repeats: int, seed: int, invert: bool, n_frames: int = N_FRAMES
+    spatial: Sequence[float],
+    temporal: Sequence[float],
+    repeats: int,
+    seed: int,
+    invert: bool,
+    n_frames: int = N_FRAMES,
+    cell: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All stimuli of the grid: movies (M, n_frames, 36, 64) and their table (M, 4) of (spatial index, temporal
-    index, repeat, inverted 0/1). A phase-inverted copy is 255 - v of the movie before it."""
+    """All stimuli of the grid (or of one `cell` (i, j) of it): movies (M, n_frames, 36, 64) and their table (M, 4)
+    of (spatial index, temporal index, repeat, inverted 0/1). A phase-inverted copy is 255 - v of the movie before
+    it. Each movie is drawn from (seed, i, j, repeat), so a cell's movies are the same alone or in the grid."""
     from v1recon.sim import gaussian_noise_movie
 
     movies, table = [], []
     for i, s in enumerate(spatial):
         for j, t in enumerate(temporal):
+            if cell is not None and (i, j) != tuple(cell):
+                continue
             for r in range(repeats):
                 movie = gaussian_noise_movie(np.random.default_rng([seed, i, j, r]), s, t, n_frames)
                 movies.append(movie)
@@ -79,10 +89,26 @@ def cell_null(
 
 def run(setup: MouseSetup, cfg: ResolutionNoise, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct every noise movie of the grid; return (arrays, summary) for `results.write_analysis`."""
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: ResolutionNoise, settings: Settings) -> dict[str, dict]:
+    """One unit per grid cell (spatial x temporal length constant)."""
+    return {f"cell-{i}-{j}": {"cell": [i, j]} for i in range(len(cfg.spatial)) for j in range(len(cfg.temporal))}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: ResolutionNoise, recon, settings: Settings, spec: dict) -> dict:
+    """The movies of one grid cell, reconstructed from the ensemble's predicted activity (and the true model's)."""
+    movies, _ = noise_movies(cfg.spatial, cfg.temporal, cfg.repeats, settings.seed, cfg.invert, cell=spec["cell"])
+    behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
+    return common.predicted_unit(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
+
+
+def combine(setup: MouseSetup, cfg: ResolutionNoise, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    """Maps over the grid, with a test of each cell against unrelated stimuli of the same statistics."""
     spatial, temporal, seed = list(cfg.spatial), list(cfg.temporal), settings.seed
     movies, table = noise_movies(spatial, temporal, cfg.repeats, seed, cfg.invert)
-    behaviour = common.constant_behaviour(setup.recordings or [setup.recording], N_FRAMES)
-    res = common.reconstruct_from_predicted(setup, movies, behaviour, recon, cfg.oracle, settings.progress)
+    res = common.joined_predicted([parts[u] for u in units(setup, cfg, settings)])  # the table's cell-major order
     S, T = len(spatial), len(temporal)
     r_map, r_oracle_map, p_map, null_map, single_map = (np.full((S, T), np.nan) for _ in range(5))
     tests = []

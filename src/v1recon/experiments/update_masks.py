@@ -8,12 +8,13 @@ Statistics: Friedman test over the three and one-sided paired Wilcoxon tests of 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import Settings, UpdateMasks
+from v1recon.experiments.registry import Settings, UpdateMasks, run_units
 from v1recon.experiments.stats import paired_wilcoxon, repeated_measures
 from v1recon.jobs.mouse import MouseSetup, load_trials
 from v1recon.report.figures import pyplot
@@ -29,16 +30,32 @@ def update_masks(alpha: np.ndarray, standard: float = 0.5, strict: float = 1.0) 
 
 def run(setup: MouseSetup, cfg: UpdateMasks, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial with each update mask; return (arrays, summary)."""
-    trial_ids = common.held_out_trials(setup, cfg.trials)
-    trials = load_trials(setup.recording, trial_ids, cfg.frames)
-    masks = update_masks(setup.alpha)
-    r = np.zeros((len(trial_ids), len(VARIANTS)))
-    for v, name in enumerate(VARIANTS):
-        recs = common.reconstruct_set(
-            setup.encoders, trials.responses, trials.behaviours, masks[name], recon, f"mask {name}", settings.progress
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: UpdateMasks, settings: Settings) -> dict[str, dict]:
+    return {name: {"mask": name} for name in VARIANTS}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: UpdateMasks, recon, settings: Settings, spec: dict) -> dict:
+    """Every held-out trial with one update mask: its video r per trial."""
+    trials = load_trials(setup.recording, common.held_out_trials(setup, cfg.trials), cfg.frames)
+    mask = update_masks(setup.alpha)[spec["mask"]]
+    name = f"mask {spec['mask']}"
+    recs = common.reconstruct_set(
+        setup.encoders, trials.responses, trials.behaviours, mask, recon, name, settings.progress
+    )
+    return {
+        "r": np.array(
+            [common.video_r(rec.video, v, setup.eval_mask) for rec, v in zip(recs, trials.videos, strict=True)]
         )
-        for t, rec in enumerate(recs):
-            r[t, v] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
+    }
+
+
+def combine(setup: MouseSetup, cfg: UpdateMasks, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    trial_ids = common.held_out_trials(setup, cfg.trials)
+    masks = update_masks(setup.alpha)
+    r = np.stack([parts[name]["r"] for name in VARIANTS], axis=1)
     stats = repeated_measures(r, list(VARIANTS))
     stats["wilcoxon"] = [
         paired_wilcoxon(r[:, 1], r[:, 0], "standard", "none"),

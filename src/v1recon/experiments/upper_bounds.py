@@ -11,12 +11,13 @@ Statistics: one-sided paired Wilcoxon test of predicted against recorded (and or
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from v1recon.experiments import common, results
-from v1recon.experiments.registry import Settings, UpperBounds
+from v1recon.experiments.registry import Settings, UpperBounds, run_units
 from v1recon.experiments.stats import paired_wilcoxon
 from v1recon.jobs.mouse import MouseSetup, load_trials, predicted_responses
 from v1recon.report.figures import pyplot
@@ -24,24 +25,51 @@ from v1recon.report.figures import pyplot
 NAME = "upper-bounds"
 
 
+# unit -> condition: the ensemble from recorded / its own predicted responses, the true model from recorded / its own
+CONDITIONS = {
+    "recorded": "recorded",
+    "predicted": "predicted",
+    "oracle": "oracle",
+    "noise-free": "true model, noise-free",
+}
+
+
 def run(setup: MouseSetup, cfg: UpperBounds, recon, settings: Settings) -> tuple[dict, dict]:
     """Reconstruct each trial under every condition; return (arrays, summary)."""
+    return run_units(sys.modules[__name__], setup, cfg, recon, settings)
+
+
+def units(setup: MouseSetup, cfg: UpperBounds, settings: Settings) -> dict[str, dict]:
+    """One unit per condition (the true model's two only in silico)."""
+    keys = list(CONDITIONS) if setup.truth is not None else ["recorded", "predicted"]
+    return {k: {"condition": k} for k in keys}
+
+
+def reconstruct_unit(setup: MouseSetup, cfg: UpperBounds, recon, settings: Settings, spec: dict) -> dict:
+    """Every held-out trial under one condition: its video r per trial and the first trial's reconstruction."""
+    trials = load_trials(setup.recording, common.held_out_trials(setup, cfg.trials), cfg.frames)
+    condition = spec["condition"]
+    encoders = setup.encoders if condition in ("recorded", "predicted") else [setup.truth]
+    if condition in ("recorded", "oracle"):
+        responses = trials.responses
+    else:
+        responses = predicted_responses(encoders, trials.videos, trials.behaviours, setup.device)
+    recs = common.reconstruct_set(
+        encoders, responses, trials.behaviours, setup.update_mask, recon, CONDITIONS[condition], settings.progress,
+        trials.names,
+    )  # fmt: skip
+    r = [common.video_r(rec.video, video, setup.eval_mask) for rec, video in zip(recs, trials.videos, strict=True)]
+    return {"r": np.asarray(r), "example": recs[0].video.astype(np.float16)}
+
+
+def combine(setup: MouseSetup, cfg: UpperBounds, recon, settings: Settings, parts: dict) -> tuple[dict, dict]:
+    """The conditions side by side, with the paired tests."""
     trial_ids = common.held_out_trials(setup, cfg.trials)
-    trials = load_trials(setup.recording, trial_ids, cfg.frames)
-    beh, mask = trials.behaviours, setup.update_mask
-    predicted = predicted_responses(setup.encoders, trials.videos, beh, setup.device)
-    plan = [("recorded", setup.encoders, trials.responses), ("predicted", setup.encoders, predicted)]
-    if setup.truth is not None:
-        true_resp = predicted_responses([setup.truth], trials.videos, beh, setup.device)
-        plan += [("oracle", [setup.truth], trials.responses), ("true model, noise-free", [setup.truth], true_resp)]
-    r = np.zeros((len(trial_ids), len(plan)))
-    examples = {}
-    for c, (name, encoders, responses) in enumerate(plan):
-        recs = common.reconstruct_set(encoders, responses, beh, mask, recon, name, settings.progress, trials.names)
-        for t, rec in enumerate(recs):
-            r[t, c] = common.video_r(rec.video, trials.videos[t], setup.eval_mask)
-        examples[name] = recs[0].video
-    names = [p[0] for p in plan]
+    first = load_trials(setup.recording, trial_ids[:1], cfg.frames).videos[0]
+    keys = list(parts)
+    r = np.stack([parts[k]["r"] for k in keys], axis=1)
+    examples = {CONDITIONS[k]: parts[k]["example"] for k in keys}
+    names = [CONDITIONS[k] for k in keys]
     tests = [paired_wilcoxon(r[:, 1], r[:, 0], "predicted", "recorded")]
     if setup.truth is not None:
         tests.append(paired_wilcoxon(r[:, 2], r[:, 0], "oracle", "recorded"))
@@ -49,7 +77,7 @@ def run(setup: MouseSetup, cfg: UpperBounds, recon, settings: Settings) -> tuple
         "trial_ids": np.asarray(trial_ids),
         "conditions": np.asarray(names),
         "r": r,
-        "example_truth": trials.videos[0].astype(np.float16),
+        "example_truth": first.astype(np.float16),
         **{f"example_{n.split(',')[0].replace(' ', '_')}": v.astype(np.float16) for n, v in examples.items()},
         "eval_mask": setup.eval_mask,
     }
