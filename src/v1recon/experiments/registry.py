@@ -188,14 +188,13 @@ def run_analysis(
     An existing result is refused before any computation unless `overwrite`.
     """
     from v1recon.experiments import common, results
+    from v1recon.jobs.mouse import open_setup
 
     analysis = ANALYSES[name]
     if not isinstance(config, analysis.config):
         raise TypeError(f"analysis {name} takes a {analysis.config.__name__}, got {type(config).__name__}")
     module = analysis.load()
     results.check_output(run_dir, name, overwrite)
-    from v1recon.jobs.mouse import open_setup
-
     key = _setup_key(run_dir, settings, analysis.needs_mask)
     setup = open_setup(run_dir, settings.data, settings.mouse, settings.device, need_mask=analysis.needs_mask, log=log)
     _OPENED.clear()
