@@ -165,6 +165,7 @@ def test_killed_simulation_leaves_no_folder_and_the_rerun_resumes_to_the_same_fi
     assert kept
     complete(v1recon(*args[:1], out, *args[1:]))
     assert not partial.exists() and not (out / ".tasks").exists()
+    assert not list(out.rglob(".*.tmp"))  # a killed writer's temporaries are gone
     for f, mtime in kept.items():  # finished mice were not simulated again
         assert (out / f.relative_to(partial)).stat().st_mtime_ns == mtime
     files = sorted(p.relative_to(out) for p in out.rglob("*.npy"))

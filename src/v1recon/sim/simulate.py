@@ -354,11 +354,13 @@ def _start_partial(work: Path, identity: str, log) -> None:
     """Keep what an interrupted simulation of the same configuration wrote into `work`; empty it otherwise."""
     import shutil
 
+    from v1recon.io import remove_temporaries
     from v1recon.jobs.outputs import LOCK
 
     marker = work / PARTIAL_CONFIG
     if marker.is_file() and marker.read_text() == identity:
         log(f"{work}: resuming an interrupted simulation of the same configuration")
+        remove_temporaries(work)  # what a killed writer left half-written (the lock says none is alive)
         return
     for path in work.iterdir():
         if path.name != LOCK:
