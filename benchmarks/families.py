@@ -62,8 +62,8 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def measure(args, family: str, preset: str) -> dict:
-    from v1recon.recon.job import run_masks, run_reconstruction
-
+    from v1recon.jobs.masks import run_masks
+    from v1recon.jobs.reconstruct import run_reconstruction
     from v1recon.recon.reconstructor import ReconConfig
     from v1recon.training.evaluate import evaluate_run, format_table
     from v1recon.training.run import train_run
