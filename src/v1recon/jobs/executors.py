@@ -46,30 +46,42 @@ def run_local(
     return results
 
 
-def _run_processes(job: Job, todo: list[Task], workers: int, progress, log, on_done) -> dict[str, Any]:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-
+def _schedule(job: Job, todo: list[Task], submit, wait_any, collect, progress, log, on_done) -> dict[str, Any]:
+    """The one dependency scheduler of the parallel executors: each task is submitted once the tasks it needs are
+    done, and collected as it finishes. submit(task) -> handle; wait_any(handles) -> the finished ones;
+    collect(handle, task) -> (result, seconds), raising the task's error."""
     waiting = {t.name: t for t in todo}
     finished = {t.name for t in job.tasks} - set(waiting)
+    running: dict[Any, Task] = {}
     results: dict[str, Any] = {}
-    # spawn, not fork: a forked child of a process that already ran torch can hang in its thread pool
-    with (
-        ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool,
-        _bar(job, todo, progress) as bar,
-    ):
-        running = {}
+    with _bar(job, todo, progress) as bar:
         while waiting or running:
             for task in [t for t in waiting.values() if all(n in finished for n in t.needs)]:
-                running[pool.submit(execute, task, str(job.stamp_path(task)))] = waiting.pop(task.name)
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                task = running.pop(future)
-                results[task.name], seconds = future.result()
+                running[submit(task)] = waiting.pop(task.name)
+            bar.set_postfix_str(f"running {len(running)}, waiting {len(waiting)}")
+            for handle in wait_any(list(running)):
+                task = running.pop(handle)
+                results[task.name], seconds = collect(handle, task)
                 finished.add(task.name)
                 _finished(task, results[task.name], seconds, log, on_done)
                 bar.update(1)
     return results
+
+
+def _run_processes(job: Job, todo: list[Task], workers: int, progress, log, on_done) -> dict[str, Any]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    def finished(futures):
+        return wait(futures, return_when=FIRST_COMPLETED)[0]
+
+    # spawn, not fork: a forked child of a process that already ran torch can hang in its thread pool
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+
+        def submit(task: Task):
+            return pool.submit(execute, task, str(job.stamp_path(task)))
+
+        return _schedule(job, todo, submit, finished, lambda future, _: future.result(), progress, log, on_done)
 
 
 def _ray():
@@ -111,36 +123,27 @@ def run_ray(
         except ConnectionError as err:
             raise V1ReconError(f"--address {address}: no Ray cluster answers there ({err}).") from None
     remote = ray.remote(execute)  # options per call: an options() wrapper has no options() of its own
-    waiting = {t.name: t for t in todo}
-    finished = {t.name for t in job.tasks} - set(waiting)
-    running: dict[Any, Task] = {}
-    results: dict[str, Any] = {}
+
+    def submit(task: Task):
+        options = dict(num_cpus=task.cpus, num_gpus=task.gpus, name=task.name, max_retries=MAX_RETRIES)
+        return remote.options(**options).remote(task, str(job.stamp_path(task)))
+
+    def collect(ref, task: Task):
+        try:
+            return ray.get(ref)
+        except Exception as err:  # the task's own exception, or its worker lost MAX_RETRIES times
+            cause = _unwrap(err)
+            if isinstance(cause, V1ReconError):
+                raise V1ReconError(str(cause)) from None
+            raise V1ReconError(f"task {task.name} failed on the Ray cluster: {cause}") from cause
+
     try:
-        with _bar(job, todo, progress) as bar:
-            while waiting or running:
-                for task in [t for t in waiting.values() if all(n in finished for n in t.needs)]:
-                    ref = remote.options(
-                        num_cpus=task.cpus, num_gpus=task.gpus, name=task.name, max_retries=MAX_RETRIES
-                    ).remote(task, str(job.stamp_path(task)))
-                    running[ref] = waiting.pop(task.name)
-                bar.set_postfix_str(f"running {len(running)}, waiting {len(waiting)}")
-                ready, _ = ray.wait(list(running), num_returns=1)
-                for ref in ready:
-                    task = running.pop(ref)
-                    try:
-                        results[task.name], seconds = ray.get(ref)
-                    except Exception as err:  # the task's own exception, or its worker lost MAX_RETRIES times
-                        cause = _unwrap(err)
-                        if isinstance(cause, V1ReconError):
-                            raise V1ReconError(str(cause)) from None
-                        raise V1ReconError(f"task {task.name} failed on the Ray cluster: {cause}") from cause
-                    finished.add(task.name)
-                    _finished(task, results[task.name], seconds, log, on_done)
-                    bar.update(1)
+        return _schedule(
+            job, todo, submit, lambda refs: ray.wait(refs, num_returns=1)[0], collect, progress, log, on_done
+        )
     finally:
         if started_here:
             ray.shutdown()
-    return results
 
 
 EXECUTORS = {"local": run_local, "ray": run_ray}
