@@ -373,3 +373,41 @@ def test_a_set_is_what_its_condition_label_says_not_its_folder_name():
     assert set_kind([trial("final_test", legacy)]) == "video_corr_gradient_ensembling"  # derived from the config
     unsmoothed = {"config": {"smooth_sigma": 0}, "models": {"encoders": ["model-0", "model-1"]}}
     assert set_kind([trial("x", unsmoothed)]) == "video_corr_no_smoothing"
+
+
+FAMILY_ROWS = [
+    {"family": "energy", "preset": "subunit", "models": 3, "train_s": 1715.0, "truth_r": 0.37, "ens_truth": 0.855,
+     "best_truth": 0.842, "by_type": {"simple": 0.861, "complex": 0.849}},
+    {"family": "cascade", "preset": "fast3d", "models": 3, "train_s": 1800.0, "truth_r": 0.35, "ens_truth": 0.612,
+     "best_truth": 0.588, "by_type": {"end-stopped": 0.437}, "recon_ensemble": 0.21, "recon_oracle": 0.3,
+     "recon_ratio": 0.7},
+]  # fmt: skip
+
+
+def test_families_section_shows_each_family_and_cell_type(tmp_path):
+    run = make_run(tmp_path, stages=("models",))
+    (tmp_path / "families.json").write_text(json.dumps(FAMILY_ROWS))
+    page = write_report(run, compute=False, families=tmp_path / "families.json").read_text()
+    section = page[page.index('id="families"') :]
+    assert "Family energy" in section and "Family cascade" in section
+    for text in ("end-stopped / truth", "0.437", "0.612", "recon / oracle", "0.700"):
+        assert text in section
+    assert 'id="families"' not in write_report(run, compute=False).read_text()  # only when asked for
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [("{not json", "not a readable JSON file"), ("[]", "non-empty list"), ('[{"family": "energy"}]', "row 0 lacks")],
+)
+def test_a_bad_families_file_is_refused_before_anything_is_written(tmp_path, content, problem):
+    run = make_run(tmp_path, stages=("models",))
+    bad = tmp_path / "families.json"
+    bad.write_text(content)
+    result = subprocess.run(
+        [sys.executable, "-m", "v1recon", "report", str(run), "--families", str(bad), "--no-compute"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert str(bad) in result.stderr and problem in result.stderr
+    assert not (run / "report.html").exists()

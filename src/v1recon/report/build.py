@@ -28,8 +28,11 @@ def _guarded(title: str, render: Callable[[Context], str], ctx: Context) -> str:
         return H.note(f"This section could not be rendered: {type(err).__name__}: {err}", error=True)
 
 
-def render_report(run_dir: str | Path, compute: bool = True, log: Callable[[str], None] | None = None) -> str:
-    """The report of a run folder as one HTML string (see `write_report`)."""
+def render_report(
+    run_dir: str | Path, compute: bool = True, log: Callable[[str], None] | None = None, families=None
+) -> str:
+    """The report of a run folder as one HTML string (see `write_report`); `families`: the rows of a families.json
+    (v1recon.report.sections.families) for the preset x family section."""
     from v1recon.report import sections
 
     run_dir, info = collect.open_run(run_dir)
@@ -44,6 +47,14 @@ def render_report(run_dir: str | Path, compute: bool = True, log: Callable[[str]
         ("paper", "Paper vs this run", "The published numbers beside this run", sections.paper_section),
         ("run", "Run", "The run", sections.run_section),
     ]
+    if families:  # beside the analyses: what holds across model families
+        section = (
+            "families",
+            "Families",
+            "Encoders on both in-silico families",
+            lambda _: sections.families_section(families),
+        )
+        parts.insert(-2, section)
     rendered = []
     for anchor, menu, title, render in parts:
         start = time.perf_counter()
@@ -60,13 +71,21 @@ def render_report(run_dir: str | Path, compute: bool = True, log: Callable[[str]
 
 
 def write_report(
-    run_dir: str | Path, out: str | Path | None = None, compute: bool = True, log: Callable[[str], None] | None = None
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    compute: bool = True,
+    log: Callable[[str], None] | None = None,
+    families: str | Path | None = None,
 ) -> Path:
-    """Write the self-contained report of `run_dir` (default RUN/report.html) atomically; returns its path."""
+    """Write the self-contained report of `run_dir` (default RUN/report.html) atomically; returns its path.
+    `families`: a families.json of benchmarks/families.py, shown as its own section."""
+    from v1recon.report.sections.families import read_families
+
     out = Path(out) if out is not None else Path(run_dir) / REPORT_FILE
     if out.suffix.lower() not in (".html", ".htm") or out.is_dir():
         raise V1ReconError(f"{out}: a report is written to an .html file; name one (no other file is replaced).")
-    page = render_report(run_dir, compute=compute, log=log)
+    rows = read_families(families) if families is not None else None
+    page = render_report(run_dir, compute=compute, log=log, families=rows)
     with atomic_path(out) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return out
