@@ -1,4 +1,4 @@
-"""Warm starts of the fast method: grey (the published start) against a ridge decoder's estimate.
+"""Warm starts of the fast method: grey (the published start) against a ridge decoder's estimate and a chain.
 
 The ridge decoder of `v1recon analyse baselines` (time-lagged population activity -> frame) is fitted on the
 run's training trials of one mouse (never on a movie of the evaluated trials or of the run's held-out fold); each
@@ -6,6 +6,8 @@ held-out trial's decoded movie is then the first movie of the input optimisation
 outside). Both starts run the `fast` method through the run's ensemble on the same trials, in one process, and
 the script prints per start: steps and seconds per model, window passes, the members' and the ensemble's video
 correlation with the truth, and the steps the ridge start needs to reach the correlation the grey start ends at.
+The chain runs the models one after another, each starting from the previous model's reconstruction (the first
+from grey); its ensemble is the average of the members' movies, as for the others.
 
     python benchmarks/warm_start.py --run RUN --data RUN/data --trials 4
 """
@@ -15,12 +17,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from v1recon.metrics.video import video_correlation
+from v1recon.recon.fast import FastSettings
 from v1recon.recon.reconstructor import ReconConfig, reconstruct_trials
 
 
@@ -28,6 +32,38 @@ def steps_to_reach(curve: np.ndarray, target: float) -> float:
     """First step (1-based) at which a per-step correlation curve reaches `target`; NaN if it never does."""
     hit = np.flatnonzero(np.nan_to_num(curve, nan=-np.inf) >= target)
     return float(hit[0] + 1) if len(hit) else float("nan")
+
+
+def chained(run, setup) -> list:
+    """The models one after another, each from the previous model's movie: per trial one Reconstruction whose
+    members are the models' (the ensemble movie averaged and blurred as reconstruct_trials does)."""
+    from v1recon.recon.ensemble import ensemble_movie
+
+    links, starts = [], None
+    for encoder in setup.encoders:
+        links.append(run([encoder], starts))
+        starts = [r.per_model[0] for r in links[-1]]
+    out = []
+    for parts in zip(*links, strict=True):
+        per_model = np.concatenate([r.per_model for r in parts])
+        out.append(
+            replace(
+                parts[0],
+                video=ensemble_movie(per_model, len(parts)),
+                per_model=per_model,
+                correlation=np.concatenate(
+                    [pad_to(r.correlation, max(c.correlation.shape[1] for c in parts)) for r in parts]
+                ),
+                iterations=[i for r in parts for i in r.iterations],
+                window_passes=sum(r.window_passes for r in parts),
+            )
+        )
+    return out
+
+
+def pad_to(curves: np.ndarray, width: int) -> np.ndarray:
+    """(K, I) curves padded with NaN to (K, width)."""
+    return np.pad(curves, ((0, 0), (0, width - curves.shape[1])), constant_values=np.nan)
 
 
 def main(argv=None) -> int:
@@ -38,6 +74,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=4, help="held-out trials (distinct test movies, default 4)")
     p.add_argument("--max-train-trials", type=int, default=None, help="decoder fit on at most this many trials")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--max-steps", type=int, default=None, help="fast method step limit (default: its own)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,19 +93,18 @@ def main(argv=None) -> int:
     decoded = [decoder.predict(r) for r in trials.responses]
     r_decoded = [video_correlation(d, v, setup.eval_mask) for d, v in zip(decoded, trials.videos, strict=True)]
     print(f"{rec.name}: trials {ids}; ridge decoder on {len(train)} + {len(val)} training trials in {fit_s:.0f} s")
+    config = ReconConfig(
+        method="fast", fast=FastSettings(max_steps=args.max_steps) if args.max_steps else FastSettings()
+    )
+
+    def run(encoders, starts):
+        return reconstruct_trials(encoders, trials.responses, trials.behaviours, setup.update_mask, config,
+                                  truths=trials.videos, eval_mask=setup.eval_mask, starts=starts)  # fmt: skip
+
     rows = {}
-    for name, starts in (("grey", None), ("ridge", decoded)):
+    for name in ("grey", "ridge", "chain"):
         start = time.perf_counter()
-        recs = reconstruct_trials(
-            setup.encoders,
-            trials.responses,
-            trials.behaviours,
-            setup.update_mask,
-            ReconConfig(method="fast"),
-            truths=trials.videos,
-            eval_mask=setup.eval_mask,
-            starts=starts,
-        )
+        recs = run(setup.encoders, decoded if name == "ridge" else None) if name != "chain" else chained(run, setup)
         seconds = time.perf_counter() - start
         curves = [r.correlation for r in recs]  # (K, I) per trial
         finals = np.array([[c[~np.isnan(c)][-1] for c in cs] for cs in curves])  # (trials, K)
@@ -82,7 +118,7 @@ def main(argv=None) -> int:
             ),
             "curves": curves,
         }
-    grey, ridge = rows["grey"], rows["ridge"]
+    grey, ridge, chain = rows["grey"], rows["ridge"], rows["chain"]
     reach = [
         steps_to_reach(ridge["curves"][t][k], grey["member_r"][t, k])
         for t in range(len(ids))
@@ -103,6 +139,11 @@ def main(argv=None) -> int:
         f"steps (median; {ok.sum()} of {len(reached)} members reach it) against {grey['steps']:.1f} steps from grey; "
         f"ensemble r ridge - grey = {ridge['ensemble_r'].mean() - grey['ensemble_r'].mean():+.3f}; "
         f"seconds ratio grey / ridge = {grey['seconds'] / ridge['seconds']:.2f}"
+    )
+    print(
+        f"chain: ensemble r chain - grey = {chain['ensemble_r'].mean() - grey['ensemble_r'].mean():+.3f}; "
+        f"seconds ratio grey / chain = {grey['seconds'] / chain['seconds']:.2f}; member r along the chain "
+        f"{np.round(chain['member_r'].mean(0), 3).tolist()} (grey {np.round(grey['member_r'].mean(0), 3).tolist()})"
     )
     return 0
 
