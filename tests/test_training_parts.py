@@ -14,6 +14,7 @@ from v1recon.training.ema import EMA, ema_decay_for
 from v1recon.training.losses import poisson_loss
 from v1recon.training.schedules import WarmupCosine, warmup_cosine
 from v1recon.training.splits import plan_splits
+from v1recon.training.trainer import MIN_EPOCH_STEPS, cut_plan
 
 
 def test_poisson_loss_matches_negative_log_likelihood():
@@ -207,3 +208,25 @@ def test_shared_clip_gain_is_the_poisson_scale_relative_to_the_batch():
     scales = torch.linspace(0.2, 3.0, 281)
     losses = [float(poisson_loss(pred[2:] * s, target[2:])) for s in scales]
     assert float(scales[int(np.argmin(losses))]) == pytest.approx(2.0, abs=0.011)
+
+
+def test_a_plan_that_fits_its_budget_is_kept():
+    assert cut_plan(0, 6, 192, 0, left_s=700.0, step_s=0.5, val_s=5.0) == (6, 192)  # needs 606 s
+
+
+@pytest.mark.parametrize(
+    "epoch, steps_done, left_s, expected",
+    [
+        (0, 0, 300.0, (6, 90)),  # steps per epoch shrink first: 6 x (90 x 0.5 + 5) = 300 s
+        (0, 0, 20.0, (2, 10)),  # then epochs: 2 of the minimum 10 steps, with their validations
+        (0, 0, 12.0, (1, 14)),  # one epoch when two would fall below the minimum
+        (2, 40, 100.0, (6, 50)),  # 40 steps into epoch 3: its 10 more and 3 epochs of 50 fit in 100 s
+    ],
+)
+def test_a_cut_plan_fits_the_time_left(epoch, steps_done, left_s, expected):
+    step_s, val_s = 0.5, 5.0
+    epochs, per_epoch = cut_plan(epoch, 6, 192, steps_done, left_s, step_s, val_s)
+    assert (epochs, per_epoch) == expected
+    spent = (epochs - epoch) * (per_epoch * step_s + val_s) - steps_done * step_s
+    assert spent <= left_s  # independent check of the arithmetic
+    assert per_epoch >= max(steps_done, min(192, MIN_EPOCH_STEPS))

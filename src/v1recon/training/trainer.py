@@ -128,6 +128,29 @@ def shared_clip_gain(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return gain[:, None, None]
 
 
+def cut_plan(
+    epoch: int, epochs: int, steps_per_epoch: int, steps_done: int, left_s: float, step_s: float, val_s: float
+) -> tuple[int, int]:
+    """(epochs, steps per epoch) of a training plan cut to fit `left_s` seconds; the plan itself when it fits.
+
+    `epoch` epochs are complete and `steps_done` steps of the next one are taken; step_s and val_s are the measured
+    seconds per optimiser step and per validation. Steps per epoch shrink first, then the number of epochs, so that
+    every epoch keeps at least MIN_EPOCH_STEPS steps (or what its shorter plan had) and the steps already taken.
+    """
+    e, s = epoch, steps_done
+    needed = (epochs - e) * (steps_per_epoch * step_s + val_s) - s * step_s
+    if needed <= left_s:
+        return epochs, steps_per_epoch
+    min_steps = min(steps_per_epoch, MIN_EPOCH_STEPS)
+    new_epochs, per_epoch = e + 1, s + max(0, int((left_s - val_s) / step_s))
+    for n in range(epochs - e, 0, -1):  # most epochs that keep >= min_steps each
+        affordable = int((left_s - n * val_s) / step_s) + s
+        if affordable // n >= max(min_steps, s):
+            new_epochs, per_epoch = e + n, affordable // n
+            break
+    return new_epochs, max(min(per_epoch, steps_per_epoch), s, 1)
+
+
 class Trainer:
     """Trains `model` on `mice` following `split` and `config`; files go to `<stem>.*`.
 
@@ -296,24 +319,14 @@ class Trainer:
 
     # -- time budget -------------------------------------------------------------------------------------------
     def _replan(self, left_s: float, step_s: float, val_s: float, steps_in_epoch: int) -> None:
-        """Shrink the remaining epochs (steps per epoch first, then their number) to fit `left_s` seconds.
-
-        step_s and val_s are the measured seconds per optimiser step and per validation. The cosine horizon and
-        the EMA time constant follow the new plan, so a cut run still ends at a low learning rate.
-        """
-        e, s = self.epoch, steps_in_epoch
-        needed = (self.planned_epochs - e) * (self.steps_per_epoch * step_s + val_s) - s * step_s
-        if needed <= left_s:
+        """Shrink the remaining epochs to fit `left_s` seconds (see `cut_plan`); the cosine horizon and the EMA time
+        constant follow the new plan, so a cut run still ends at a low learning rate."""
+        plan = (self.planned_epochs, self.steps_per_epoch)
+        new = cut_plan(self.epoch, *plan, steps_in_epoch, left_s, step_s, val_s)
+        if new == plan:
             return
-        min_steps = min(self.steps_per_epoch, MIN_EPOCH_STEPS)
-        epochs, per_epoch = e + 1, s + max(0, int((left_s - val_s) / step_s))
-        for n in range(self.planned_epochs - e, 0, -1):  # most epochs that keep >= min_steps each
-            affordable = int((left_s - n * val_s) / step_s) + s
-            if affordable // n >= max(min_steps, s):
-                epochs, per_epoch = e + n, affordable // n
-                break
-        self.planned_epochs, self.steps_per_epoch = epochs, max(min(per_epoch, self.steps_per_epoch), s, 1)
-        total = self.steps_before_epoch + (epochs - e) * self.steps_per_epoch
+        self.planned_epochs, self.steps_per_epoch = new
+        total = self.steps_before_epoch + (new[0] - self.epoch) * new[1]
         self.schedule.total_steps = total
         self.schedule.warmup_steps = min(self.schedule.warmup_steps, max(1, round(0.2 * total)))
         self.ema.decay = min(self.config.ema_decay, ema_decay_for(total, horizon=self.config.ema_horizon))
