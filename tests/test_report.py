@@ -390,7 +390,7 @@ def test_families_section_shows_each_family_and_cell_type(tmp_path):
     page = write_report(run, compute=False, families=tmp_path / "families.json").read_text()
     section = page[page.index('id="families"') :]
     assert "Family energy" in section and "Family cascade" in section
-    for text in ("end-stopped / truth", "0.437", "0.612", "recon / oracle", "0.700"):
+    for text in ("end-stopped / truth", "0.437", "0.612", "recon / oracle", "0.700", "30.0"):
         assert text in section
     assert 'id="families"' not in write_report(run, compute=False).read_text()  # only when asked for
 

@@ -40,20 +40,31 @@ def families_section(rows: list[dict[str, Any]]) -> str:
     for family in dict.fromkeys(r["family"] for r in rows):
         sub = [r for r in rows if r["family"] == family]
         types = list(dict.fromkeys(t for r in sub for t in r.get("by_type", {})))
-        headers = ["preset", "models", "train s", "truth r", "ensemble / truth", "best member / truth"]
+        headers = ["preset", "models", "train min", "truth r", "ensemble / truth", "best member / truth"]
         headers += [f"{t} / truth" for t in types] + ["recon r", "oracle r", "recon / oracle"]
         body = [
-            [r["preset"], r.get("models"), r.get("train_s"), r.get("truth_r"), r["ens_truth"], r.get("best_truth")]
+            [
+                r["preset"],
+                r.get("models"),
+                _minutes(r.get("train_s")),
+                r.get("truth_r"),
+                r["ens_truth"],
+                r.get("best_truth"),
+            ]
             + [r.get("by_type", {}).get(t) for t in types]
             + [r.get("recon_ensemble"), r.get("recon_oracle"), r.get("recon_ratio")]
             for r in sub
         ]
-        digits = [3, 0, 0] + [3] * (len(headers) - 3)
+        digits = [3, 0, 1] + [3] * (len(headers) - 3)
         caption = (
             f"Family {family}: each preset's single-trial correlation over the true model's on the held-out trials "
             "(mean of mice; per cell type: the ensemble on those neurons), and the masked video correlation of "
             "fast reconstructions through the ensemble and through the true model (the oracle) from the same "
-            "single-trial responses. Train s: wall seconds of the whole ensemble."
+            "single-trial responses. Train min: wall minutes of the whole ensemble, its data-driven start included."
         )
         parts.append(H.table(headers, body, caption=caption, digits=digits))
     return "".join(parts)
+
+
+def _minutes(seconds) -> float | None:
+    return None if seconds is None else float(seconds) / 60
