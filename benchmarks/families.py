@@ -158,13 +158,17 @@ def main() -> None:
     args = parser.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     results = args.root / "families.json"
-    rows = json.loads(results.read_text()) if results.is_file() else []
     for family in args.families:
         for preset in args.presets:
             row = measure(args, family, preset)
+            rows = read_rows(results)  # read again: another measurement may have added its rows meanwhile
             rows = [r for r in rows if (r["family"], r["preset"]) != (row["family"], row["preset"])] + [row]
             results.write_text(json.dumps(rows, indent=1))
-    print_table([r for r in rows if r["family"] in args.families])
+    print_table([r for r in read_rows(results) if r["family"] in args.families])
+
+
+def read_rows(results: Path) -> list[dict]:
+    return json.loads(results.read_text()) if results.is_file() else []
 
 
 if __name__ == "__main__":
