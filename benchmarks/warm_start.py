@@ -25,7 +25,7 @@ import torch
 
 from v1recon.metrics.video import video_correlation
 from v1recon.recon.fast import FastSettings
-from v1recon.recon.reconstructor import ReconConfig, reconstruct_trials
+from v1recon.recon.reconstructor import ReconConfig, pad_rows, reconstruct_trials
 
 
 def steps_to_reach(curve: np.ndarray, target: float) -> float:
@@ -51,19 +51,12 @@ def chained(run, setup) -> list:
                 parts[0],
                 video=ensemble_movie(per_model, len(parts)),
                 per_model=per_model,
-                correlation=np.concatenate(
-                    [pad_to(r.correlation, max(c.correlation.shape[1] for c in parts)) for r in parts]
-                ),
+                correlation=pad_rows([row for r in parts for row in r.correlation]),
                 iterations=[i for r in parts for i in r.iterations],
                 window_passes=sum(r.window_passes for r in parts),
             )
         )
     return out
-
-
-def pad_to(curves: np.ndarray, width: int) -> np.ndarray:
-    """(K, I) curves padded with NaN to (K, width)."""
-    return np.pad(curves, ((0, 0), (0, width - curves.shape[1])), constant_values=np.nan)
 
 
 def main(argv=None) -> int:
@@ -101,10 +94,15 @@ def main(argv=None) -> int:
         return reconstruct_trials(encoders, trials.responses, trials.behaviours, setup.update_mask, config,
                                   truths=trials.videos, eval_mask=setup.eval_mask, starts=starts)  # fmt: skip
 
+    starts = {
+        "grey": lambda: run(setup.encoders, None),
+        "ridge": lambda: run(setup.encoders, decoded),
+        "chain": lambda: chained(run, setup),
+    }
     rows = {}
-    for name in ("grey", "ridge", "chain"):
+    for name, reconstruct in starts.items():
         start = time.perf_counter()
-        recs = run(setup.encoders, decoded if name == "ridge" else None) if name != "chain" else chained(run, setup)
+        recs = reconstruct()
         seconds = time.perf_counter() - start
         curves = [r.correlation for r in recs]  # (K, I) per trial
         finals = np.array([[c[~np.isnan(c)][-1] for c in cs] for cs in curves])  # (trials, K)
